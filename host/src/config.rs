@@ -1,0 +1,317 @@
+//! The host's TOML configuration: references to Dubbo services, guests and listeners. Unknown
+//! keys are errors, and every problem is reported with the file, the field and a fix.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::url::Url;
+
+/// A configuration problem, worded for the person who wrote the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "cannot read config file {path}: {source}\n  fix: pass an existing file with --config"
+    )]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: `{field}` {problem}\n  fix: {fix}")]
+    Invalid {
+        path: PathBuf,
+        field: String,
+        problem: String,
+        fix: String,
+    },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    #[serde(default)]
+    pub application: Application,
+    #[serde(default, rename = "reference")]
+    pub references: Vec<ReferenceConfig>,
+    #[serde(default, rename = "guest")]
+    pub guests: Vec<GuestConfig>,
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Directory the file was read from; relative paths in it are resolved against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// `[application]`: who this consumer is, as Dubbo Admin shows it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Application {
+    pub name: String,
+}
+
+impl Default for Application {
+    fn default() -> Self {
+        Application {
+            name: "dubbo-wasm-host".to_string(),
+        }
+    }
+}
+
+/// `[[reference]]`: one remote Dubbo interface.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ReferenceConfig {
+    pub id: String,
+    /// Java interface name, e.g. `org.apache.dubbo.demo.DemoService`.
+    pub interface: String,
+    pub version: Option<String>,
+    pub group: Option<String>,
+    /// Direct provider URLs (`dubbo://host:port`), several separated by `;` as in Dubbo.
+    pub url: Option<String>,
+    /// The WIT interface guests import to call this service, e.g.
+    /// `org-apache-dubbo:demo/demo-service` (a version suffix is optional).
+    pub wit: Option<String>,
+    /// Per-call timeout in milliseconds (Dubbo default 1000).
+    pub timeout: Option<u64>,
+    /// Connect timeout in milliseconds (Dubbo `connect.timeout`, default 3000).
+    pub connect_timeout: Option<u64>,
+}
+
+/// `[[guest]]`: one WebAssembly component and how it is triggered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct GuestConfig {
+    pub name: String,
+    /// The component file, relative to the config file's directory.
+    pub path: PathBuf,
+    pub trigger: Trigger,
+    /// For `trigger = "http"`: the path prefix routed to this guest.
+    pub route: Option<String>,
+    /// The references this guest may import.
+    #[serde(default)]
+    pub references: Vec<String>,
+    /// Linear memory limit per instance, in MiB (default 64).
+    pub max_memory_mib: Option<u64>,
+    /// Wall-time limit per request in milliseconds (default 30 000).
+    pub timeout: Option<u64>,
+}
+
+/// How a guest is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    /// Serves `wasi:http/incoming-handler` on `[http] listen`.
+    Http,
+    /// Runs `wasi:cli/run` once.
+    Cli,
+}
+
+/// `[http]`: the listener for `trigger = "http"` guests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HttpConfig {
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:8080".to_string(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates `text` as if read from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        cfg.path = path.to_path_buf();
+        cfg.base_dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn invalid(
+        &self,
+        field: String,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.clone(),
+            field,
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut ids = HashSet::new();
+        for (i, r) in self.references.iter().enumerate() {
+            let at = |f: &str| format!("reference[{i}].{f}");
+            if !ids.insert(r.id.as_str()) {
+                return Err(self.invalid(
+                    at("id"),
+                    format!("`{}` is used twice", r.id),
+                    "give each [[reference]] its own id",
+                ));
+            }
+            if r.interface.trim().is_empty() {
+                return Err(self.invalid(
+                    at("interface"),
+                    "is empty",
+                    "set the Java interface name, e.g. \"org.apache.dubbo.demo.DemoService\"",
+                ));
+            }
+            let Some(urls) = &r.url else {
+                return Err(self.invalid(
+                    at("url"),
+                    "is missing",
+                    "set `url = \"dubbo://host:port\"` (registries come in a later version)",
+                ));
+            };
+            for u in urls.split(';').map(str::trim).filter(|u| !u.is_empty()) {
+                let parsed = Url::parse(u).map_err(|e| {
+                    self.invalid(at("url"), e.to_string(), "write it as dubbo://host:port")
+                })?;
+                if parsed.protocol != "dubbo" || parsed.port == 0 {
+                    return Err(self.invalid(
+                        at("url"),
+                        format!("`{u}` is not a dubbo:// address with a port"),
+                        "write it as dubbo://host:port",
+                    ));
+                }
+            }
+            if let Some(w) = &r.wit {
+                if !w.contains(':') || !w.contains('/') {
+                    return Err(self.invalid(at("wit"), format!("`{w}` is not a WIT interface name"), "write it as namespace:package/interface, e.g. \"org-apache-dubbo:demo/demo-service\""));
+                }
+            }
+        }
+        let mut names = HashSet::new();
+        for (i, g) in self.guests.iter().enumerate() {
+            let at = |f: &str| format!("guest[{i}].{f}");
+            if !names.insert(g.name.as_str()) {
+                return Err(self.invalid(
+                    at("name"),
+                    format!("`{}` is used twice", g.name),
+                    "give each [[guest]] its own name",
+                ));
+            }
+            for r in &g.references {
+                if !ids.contains(r.as_str()) {
+                    return Err(self.invalid(
+                        at("references"),
+                        format!("names `{r}`, which no [[reference]] has as id"),
+                        format!("add a [[reference]] with id = \"{r}\" or remove it from the list"),
+                    ));
+                }
+            }
+            if g.trigger == Trigger::Http {
+                match &g.route {
+                    Some(r) if r.starts_with('/') => {}
+                    _ => {
+                        return Err(self.invalid(
+                            at("route"),
+                            "is missing or does not start with `/`",
+                            "set e.g. route = \"/hello\"",
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A guest's component file, resolved against the config file's directory.
+    pub fn guest_path(&self, guest: &GuestConfig) -> PathBuf {
+        self.base_dir.join(&guest.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEMO: &str = r#"
+[application]
+name = "demo-consumer"
+
+[[reference]]
+id = "demo"
+interface = "org.apache.dubbo.demo.DemoService"
+version = "1.0.0"
+url = "dubbo://127.0.0.1:20880"
+wit = "org-apache-dubbo:demo/demo-service"
+timeout = 3000
+
+[[guest]]
+name = "hello"
+path = "hello.wasm"
+trigger = "http"
+route = "/hello"
+references = ["demo"]
+
+[http]
+listen = "127.0.0.1:8080"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("conf/demo.toml"))
+    }
+
+    #[test]
+    fn demo_config_parses_and_resolves_guest_paths_against_its_directory() {
+        let cfg = parse(DEMO).expect("valid");
+        assert_eq!(cfg.references[0].timeout, Some(3000));
+        assert_eq!(
+            cfg.guest_path(&cfg.guests[0]),
+            PathBuf::from("conf/hello.wasm")
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_the_key() {
+        let err = parse(&DEMO.replace("timeout = 3000", "timeuot = 3000")).unwrap_err();
+        assert!(err.to_string().contains("timeuot"), "{err}");
+        assert!(err.to_string().contains("conf/demo.toml"), "{err}");
+    }
+
+    #[test]
+    fn guest_naming_an_unknown_reference_is_refused_with_a_fix() {
+        let err =
+            parse(&DEMO.replace("references = [\"demo\"]", "references = [\"nope\"]")).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("guest[0].references") && msg.contains("nope") && msg.contains("fix"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn reference_url_must_be_a_dubbo_address() {
+        let err = parse(&DEMO.replace("dubbo://127.0.0.1:20880", "http://x")).unwrap_err();
+        assert!(err.to_string().contains("reference[0].url"), "{err}");
+    }
+}
