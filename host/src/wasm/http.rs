@@ -26,7 +26,7 @@ pub struct HttpTrigger {
 impl HttpTrigger {
     /// Routes each `(prefix, guest)` pair.
     pub fn new(mut routes: Vec<(String, Arc<Guest>)>) -> Self {
-        routes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
         HttpTrigger { routes }
     }
 
