@@ -81,6 +81,15 @@ pub struct ReferenceConfig {
     pub timeout: Option<u64>,
     /// Connect timeout in milliseconds (Dubbo `connect.timeout`, default 3000).
     pub connect_timeout: Option<u64>,
+    /// Dubbo `connections`: 0 (default) shares one connection per provider address with
+    /// every other reference; N gives this reference N connections of its own per provider.
+    pub connections: Option<u32>,
+    /// Dubbo `lazy`: connect on the first call instead of at startup (default false).
+    pub lazy: Option<bool>,
+    /// Dubbo `heartbeat`: read-idle milliseconds before a heartbeat is sent (default 60 000).
+    pub heartbeat: Option<u64>,
+    /// Dubbo `payload`: largest request or response body in bytes (default 8 MiB).
+    pub payload: Option<usize>,
 }
 
 /// `[[guest]]`: one WebAssembly component and how it is triggered.
@@ -202,6 +211,20 @@ impl Config {
                         "write it as dubbo://host:port",
                     ));
                 }
+            }
+            if r.heartbeat == Some(0) {
+                return Err(self.invalid(
+                    at("heartbeat"),
+                    "is 0",
+                    "set a read-idle time in milliseconds, e.g. 60000",
+                ));
+            }
+            if r.payload.is_some_and(|p| p < 1024) {
+                return Err(self.invalid(
+                    at("payload"),
+                    "is below 1024 bytes",
+                    "set a limit in bytes, e.g. 8388608 (the Dubbo default)",
+                ));
             }
             if let Some(w) = &r.wit {
                 if !w.contains(':') || !w.contains('/') {

@@ -70,6 +70,7 @@ async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
     let config = Config::load(&config_path)?;
     let pool = ConnectionPool::default();
     let refs = References::build(&config.references, &pool)?;
+    refs.connect_eagerly();
     let engine = new_engine()?;
     let mut routes = Vec::new();
     for g in &config.guests {

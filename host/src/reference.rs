@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::ReferenceConfig;
-use crate::protocol::dubbo::{ConnectionConfig, ConnectionPool, DubboInvoker};
+use crate::protocol::dubbo::{ConnectionConfig, ConnectionPool, DubboInvoker, ExchangeClient};
 use crate::rpc::{Invocation, RpcError, RpcResult, ServiceKey};
 use crate::url::Url;
 
@@ -17,6 +17,7 @@ pub struct Reference {
     wit: Option<String>,
     invokers: Vec<DubboInvoker>,
     next: AtomicUsize,
+    lazy: bool,
 }
 
 impl Reference {
@@ -28,10 +29,17 @@ impl Reference {
             version: cfg.version.clone(),
             group: cfg.group.clone(),
         };
+        let defaults = ConnectionConfig::default();
         let conn_cfg = ConnectionConfig {
-            connect_timeout: Duration::from_millis(cfg.connect_timeout.unwrap_or(3000)),
-            ..ConnectionConfig::default()
+            connect_timeout: cfg
+                .connect_timeout
+                .map_or(defaults.connect_timeout, Duration::from_millis),
+            heartbeat: cfg
+                .heartbeat
+                .map_or(defaults.heartbeat, Duration::from_millis),
+            payload: cfg.payload.unwrap_or(defaults.payload),
         };
+        let own_connections = cfg.connections.unwrap_or(0) as usize;
         let mut invokers = Vec::new();
         for raw in cfg.url.as_deref().unwrap_or("").split(';') {
             let raw = raw.trim();
@@ -47,8 +55,14 @@ impl Reference {
             if let Some(t) = cfg.timeout {
                 url.params.insert("timeout".to_string(), t.to_string());
             }
-            let client = pool.client(&url.address(), &conn_cfg);
-            invokers.push(DubboInvoker::new(url, service.clone(), client));
+            let clients = if own_connections == 0 {
+                vec![pool.client(&url.address(), &conn_cfg)]
+            } else {
+                (0..own_connections)
+                    .map(|_| Arc::new(ExchangeClient::new(url.address(), conn_cfg.clone())))
+                    .collect()
+            };
+            invokers.push(DubboInvoker::new(url, service.clone(), clients));
         }
         Ok(Reference {
             id: cfg.id.clone(),
@@ -56,7 +70,19 @@ impl Reference {
             wit: cfg.wit.clone(),
             invokers,
             next: AtomicUsize::new(0),
+            lazy: cfg.lazy.unwrap_or(false),
         })
+    }
+
+    /// Opens the connections of a non-`lazy` reference in the background, so the first call
+    /// does not pay for the connect. Failures are logged; calls reconnect on demand.
+    pub fn connect_eagerly(&self) {
+        if self.lazy {
+            return;
+        }
+        for invoker in &self.invokers {
+            invoker.connect_in_background();
+        }
     }
 
     /// The reference's id in config.
@@ -113,6 +139,13 @@ impl References {
     /// The reference with this id.
     pub fn get(&self, id: &str) -> Option<&Arc<Reference>> {
         self.by_id.get(id)
+    }
+
+    /// Opens the connections of every non-`lazy` reference in the background.
+    pub fn connect_eagerly(&self) {
+        for r in self.by_id.values() {
+            r.connect_eagerly();
+        }
     }
 
     /// Every reference, in no particular order.

@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -53,6 +53,7 @@ pub fn hello_guest() -> PathBuf {
 /// It is killed when dropped.
 pub struct Running {
     child: Child,
+    stdin: Option<ChildStdin>,
     lines: Receiver<String>,
     stderr: Arc<Mutex<String>>,
     name: String,
@@ -63,11 +64,12 @@ impl Running {
     pub fn start(bin: &Path, args: &[&str]) -> Running {
         let mut child = Command::new(bin)
             .args(args)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let stdin = child.stdin.take();
         let (tx, rx) = channel();
         let stdout = child.stdout.take().expect("piped stdout");
         std::thread::spawn(move || {
@@ -97,6 +99,7 @@ impl Running {
             .unwrap_or_default();
         Running {
             child,
+            stdin,
             lines: rx,
             stderr,
             name,
@@ -133,6 +136,41 @@ impl Running {
                     )
                 }
             }
+        }
+    }
+
+    /// Writes one line to the process's stdin (the test provider takes fault commands there).
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is piped");
+        writeln!(stdin, "{line}").expect("write to stdin");
+        stdin.flush().expect("flush stdin");
+    }
+
+    /// Sends a command and returns the rest of the reply line that starts with `reply`.
+    pub fn command(&mut self, line: &str, reply: &str) -> String {
+        self.send(line);
+        self.wait_for_line(reply, Duration::from_secs(10))
+    }
+
+    /// The test provider's counter `name` (`accepted`, `requests`, `heartbeat-replies`).
+    pub fn stat(&mut self, name: &str) -> u64 {
+        let line = self.command("stats", "stats ");
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in stats line {line:?}"))
+    }
+
+    /// Waits until the test provider has accepted `n` connections (and so will pass commands
+    /// to them).
+    pub fn wait_accepted(&mut self, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.stat("accepted") < n {
+            assert!(
+                Instant::now() < deadline,
+                "provider never accepted {n} connections"
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 

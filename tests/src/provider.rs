@@ -1,8 +1,9 @@
 //! A small Dubbo provider speaking `dubbo://` with Hessian2, built on the host's own codec:
 //! it serves `org.apache.dubbo.demo.DemoService#sayHello` like the Java demo provider, answers
-//! heartbeats, and counts accepted connections. Tests and the demo run it as a process.
+//! heartbeats, counts accepted connections and misbehaves on request (see `faults`). Tests
+//! and the demo run it as a process.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -13,28 +14,25 @@ use dubbo_wasm_host::protocol::dubbo::message::{
 use dubbo_wasm_host::protocol::hessian2::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::faults::{command_frame, CallFaults, Command, Control};
 
 /// The demo interface this provider implements.
 pub const DEMO_SERVICE: &str = "org.apache.dubbo.demo.DemoService";
 
-/// A running provider's counters.
-#[derive(Default)]
-pub struct Stats {
-    pub accepted: AtomicU64,
-    pub requests: AtomicU64,
-}
-
-/// Serves connections from `listener` forever.
-pub async fn serve(listener: TcpListener, stats: Arc<Stats>) -> std::io::Result<()> {
+/// Serves connections from `listener` forever, under the fault switches of `control`.
+pub async fn serve(listener: TcpListener, control: Arc<Control>) -> std::io::Result<()> {
     let local = listener.local_addr()?;
     loop {
         let (stream, _) = listener.accept().await?;
-        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        // Subscribe before counting: once `accepted` shows it, the connection gets commands.
+        let commands = control.subscribe();
+        control.accepted.fetch_add(1, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
-        let stats = stats.clone();
+        let control = control.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_connection(stream, local.to_string(), stats).await {
+            if let Err(e) = serve_connection(stream, local.to_string(), control, commands).await {
                 tracing::debug!(error = %e, "connection ended");
             }
         });
@@ -44,7 +42,8 @@ pub async fn serve(listener: TcpListener, stats: Arc<Stats>) -> std::io::Result<
 async fn serve_connection(
     stream: TcpStream,
     local: String,
-    stats: Arc<Stats>,
+    control: Arc<Control>,
+    mut commands: broadcast::Receiver<Command>,
 ) -> std::io::Result<()> {
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<BytesMut>(1024);
@@ -55,15 +54,30 @@ async fn serve_connection(
             }
         }
     });
+    let mut event_id = 1u64 << 40;
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let result = loop {
         match split_frame(&mut buf, DEFAULT_PAYLOAD) {
             Ok(Some(frame)) => {
+                let h = frame.header;
+                if h.is_event() && !h.is_request() {
+                    control.heartbeat_replies.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                if h.is_event() && control.mute_heartbeats.load(Ordering::Relaxed) {
+                    continue;
+                }
+                if !h.is_event() {
+                    control.requests.fetch_add(1, Ordering::Relaxed);
+                }
                 let tx = tx.clone();
                 let local = local.clone();
-                stats.requests.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(async move {
-                    if let Some(reply) = answer(&frame, &local) {
+                    let faults = CallFaults::of(&frame);
+                    if let Some(d) = faults.delay {
+                        tokio::time::sleep(d).await;
+                    }
+                    if let Some(reply) = faults.big_reply(h.id).or_else(|| answer(&frame, &local)) {
                         let _ = tx.send(reply).await;
                     }
                 });
@@ -72,8 +86,26 @@ async fn serve_connection(
             Ok(None) => {}
             Err(e) => break Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
         }
-        if rd.read_buf(&mut buf).await? == 0 {
-            break Ok(());
+        tokio::select! {
+            read = rd.read_buf(&mut buf) => {
+                if read? == 0 {
+                    break Ok(());
+                }
+            }
+            command = commands.recv() => {
+                let Ok(command) = command else { continue };
+                event_id += 1;
+                match command_frame(command, event_id) {
+                    Some(frame) => {
+                        let _ = tx.send(frame).await;
+                    }
+                    None => {
+                        // Close now, even with replies still pending on this connection.
+                        writer.abort();
+                        return Ok(());
+                    }
+                }
+            }
         }
     };
     drop(tx);

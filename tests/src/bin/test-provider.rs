@@ -1,10 +1,12 @@
 //! `test-provider`: a Dubbo provider of `org.apache.dubbo.demo.DemoService` for the demo and
-//! the end-to-end tests. Prints `listening on HOST:PORT` once it accepts connections.
+//! the end-to-end tests. Prints `listening on HOST:PORT` once it accepts connections; takes
+//! fault commands on stdin (see `dubbo_wasm_host_tests::faults`).
 
 use std::sync::Arc;
 
 use clap::Parser;
-use dubbo_wasm_host_tests::provider::{serve, Stats};
+use dubbo_wasm_host_tests::faults::Control;
+use dubbo_wasm_host_tests::provider::serve;
 
 #[derive(Parser)]
 #[command(about = "A Dubbo test provider serving org.apache.dubbo.demo.DemoService")]
@@ -28,6 +30,9 @@ async fn main() -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
     println!("listening on {}", listener.local_addr()?);
-    serve(listener, Arc::new(Stats::default())).await?;
+    let control = Arc::new(Control::default());
+    let commands = control.clone();
+    tokio::spawn(async move { commands.read_stdin().await });
+    serve(listener, control).await?;
     Ok(())
 }

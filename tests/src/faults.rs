@@ -1,0 +1,150 @@
+//! Fault injection for the test provider, so tests can pin the consumer's behaviour when a
+//! provider misbehaves. Per call, through request attachments: `test.delay` (ms before the
+//! reply) and `test.reply-bytes` (reply with a string of that many bytes). Per process, through
+//! lines on stdin: `readonly`, `writable`, `close`, `garbage`, `heartbeat`, `mute-heartbeats`,
+//! `answer-heartbeats`, and `stats`, which prints `stats accepted=N requests=N heartbeat-replies=N`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use dubbo_wasm_host::protocol::dubbo::frame::Frame;
+use dubbo_wasm_host::protocol::dubbo::message::{
+    decode_request, encode_event, encode_heartbeat_request, encode_response, Reply,
+};
+use dubbo_wasm_host::protocol::hessian2::Value;
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::broadcast;
+
+/// A command sent to every open connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Send the read-only event `"R"`, as a Java provider does when it shuts down.
+    ReadOnly,
+    /// Send the writable event `"W"`.
+    Writable,
+    /// Close the connection.
+    Close,
+    /// Write bytes that are not a Dubbo frame.
+    Garbage,
+    /// Send a heartbeat request, which the consumer must answer.
+    Heartbeat,
+}
+
+/// Provider-wide fault switches and counters.
+pub struct Control {
+    pub accepted: AtomicU64,
+    pub requests: AtomicU64,
+    pub heartbeat_replies: AtomicU64,
+    pub mute_heartbeats: AtomicBool,
+    commands: broadcast::Sender<Command>,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control {
+            accepted: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            heartbeat_replies: AtomicU64::new(0),
+            mute_heartbeats: AtomicBool::new(false),
+            commands: broadcast::channel(64).0,
+        }
+    }
+}
+
+impl Control {
+    /// A receiver of connection commands, for one connection.
+    pub fn subscribe(&self) -> broadcast::Receiver<Command> {
+        self.commands.subscribe()
+    }
+
+    /// The counters as one line.
+    pub fn stats_line(&self) -> String {
+        format!(
+            "stats accepted={} requests={} heartbeat-replies={}",
+            self.accepted.load(Ordering::Relaxed),
+            self.requests.load(Ordering::Relaxed),
+            self.heartbeat_replies.load(Ordering::Relaxed)
+        )
+    }
+
+    /// Applies one stdin line; returns what to print, if anything.
+    pub fn apply(&self, line: &str) -> Option<String> {
+        let command = match line.trim() {
+            "readonly" => Command::ReadOnly,
+            "writable" => Command::Writable,
+            "close" => Command::Close,
+            "garbage" => Command::Garbage,
+            "heartbeat" => Command::Heartbeat,
+            "mute-heartbeats" => {
+                self.mute_heartbeats.store(true, Ordering::Relaxed);
+                return Some("ok mute-heartbeats".to_string());
+            }
+            "answer-heartbeats" => {
+                self.mute_heartbeats.store(false, Ordering::Relaxed);
+                return Some("ok answer-heartbeats".to_string());
+            }
+            "stats" => return Some(self.stats_line()),
+            "" => return None,
+            other => return Some(format!("unknown command {other:?}")),
+        };
+        let _ = self.commands.send(command);
+        Some(format!("ok {}", line.trim()))
+    }
+
+    /// Reads commands from stdin until it closes, printing each answer on stdout.
+    pub async fn read_stdin(&self) {
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(out) = self.apply(&line) {
+                println!("{out}");
+            }
+        }
+    }
+}
+
+/// The frame a connection sends for `command`, or `None` for `Close`.
+pub fn command_frame(command: Command, event_id: u64) -> Option<BytesMut> {
+    let mut out = BytesMut::new();
+    match command {
+        Command::ReadOnly => encode_event(&mut out, event_id, "R"),
+        Command::Writable => encode_event(&mut out, event_id, "W"),
+        Command::Heartbeat => encode_heartbeat_request(&mut out, event_id),
+        Command::Garbage => out.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n"),
+        Command::Close => return None,
+    }
+    Some(out)
+}
+
+/// What a request asks of the provider through `test.*` attachments.
+#[derive(Debug, Default)]
+pub struct CallFaults {
+    pub delay: Option<Duration>,
+    pub reply_bytes: Option<usize>,
+}
+
+impl CallFaults {
+    /// Reads the `test.*` attachments of a request frame (nothing for other frames).
+    pub fn of(frame: &Frame) -> CallFaults {
+        if !frame.header.is_request() || frame.header.is_event() {
+            return CallFaults::default();
+        }
+        let Ok(req) = decode_request(&frame.body) else {
+            return CallFaults::default();
+        };
+        let number = |key: &str| req.attachment(key).and_then(|v| v.parse::<u64>().ok());
+        CallFaults {
+            delay: number("test.delay").map(Duration::from_millis),
+            reply_bytes: number("test.reply-bytes").map(|n| n as usize),
+        }
+    }
+
+    /// The oversized reply asked for, if any.
+    pub fn big_reply(&self, id: u64) -> Option<BytesMut> {
+        let n = self.reply_bytes?;
+        let mut out = BytesMut::new();
+        let value = Value::String("x".repeat(n));
+        encode_response(&mut out, id, &Reply::Value(&value), None);
+        Some(out)
+    }
+}
