@@ -182,22 +182,47 @@ pub fn decode_response(header: &Header, body: &[u8]) -> Result<RpcResult, RpcErr
     })
 }
 
-/// Maps a non-OK status to the rpc-error case a guest sees.
+/// Dubbo's name of a response status, for messages.
+pub fn status_name(code: u8) -> &'static str {
+    match code {
+        status::OK => "OK",
+        status::SERIALIZATION_ERROR => "SERIALIZATION_ERROR",
+        status::CLIENT_TIMEOUT => "CLIENT_TIMEOUT",
+        status::SERVER_TIMEOUT => "SERVER_TIMEOUT",
+        status::CHANNEL_INACTIVE => "CHANNEL_INACTIVE",
+        status::BAD_REQUEST => "BAD_REQUEST",
+        status::BAD_RESPONSE => "BAD_RESPONSE",
+        status::SERVICE_NOT_FOUND => "SERVICE_NOT_FOUND",
+        status::SERVICE_ERROR => "SERVICE_ERROR",
+        status::SERVER_ERROR => "SERVER_ERROR",
+        status::CLIENT_ERROR => "CLIENT_ERROR",
+        status::SERVER_THREADPOOL_EXHAUSTED_ERROR => "SERVER_THREADPOOL_EXHAUSTED_ERROR",
+        _ => "UNKNOWN_STATUS",
+    }
+}
+
+/// Maps a non-OK status to the rpc-error case a guest sees. Timeouts keep the bare message
+/// (the status is implied); other cases name the status so that each stays distinguishable.
 pub fn status_error(code: u8, msg: String) -> RpcError {
-    let msg = if msg.is_empty() {
-        format!("status {code}")
-    } else {
-        msg
+    let named = || {
+        if msg.is_empty() {
+            format!("{} ({code})", status_name(code))
+        } else {
+            format!("{} ({code}): {msg}", status_name(code))
+        }
     };
     match code {
-        status::CLIENT_TIMEOUT | status::SERVER_TIMEOUT => RpcError::Timeout(msg),
-        status::SERIALIZATION_ERROR | status::BAD_REQUEST | status::BAD_RESPONSE => {
-            RpcError::Serialization(msg)
+        status::CLIENT_TIMEOUT | status::SERVER_TIMEOUT if !msg.is_empty() => {
+            RpcError::Timeout(msg)
         }
-        status::CHANNEL_INACTIVE => RpcError::Network(msg),
-        status::SERVER_THREADPOOL_EXHAUSTED_ERROR => RpcError::LimitExceeded(msg),
-        status::SERVICE_NOT_FOUND => RpcError::NoProvider(msg),
-        _ => RpcError::Other(format!("status {code}: {msg}")),
+        status::CLIENT_TIMEOUT | status::SERVER_TIMEOUT => RpcError::Timeout(named()),
+        status::SERIALIZATION_ERROR | status::BAD_REQUEST | status::BAD_RESPONSE => {
+            RpcError::Serialization(named())
+        }
+        status::CHANNEL_INACTIVE => RpcError::Network(named()),
+        status::SERVER_THREADPOOL_EXHAUSTED_ERROR => RpcError::LimitExceeded(named()),
+        status::SERVICE_NOT_FOUND => RpcError::NoProvider(named()),
+        _ => RpcError::Other(named()),
     }
 }
 
@@ -367,4 +392,41 @@ pub fn encode_response(
         }
     }
     patch_body_len(out, start);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_status_maps_to_one_rpc_error_naming_the_status() {
+        let cases = [
+            (status::SERIALIZATION_ERROR, "serialization"),
+            (status::CLIENT_TIMEOUT, "timeout"),
+            (status::SERVER_TIMEOUT, "timeout"),
+            (status::CHANNEL_INACTIVE, "network"),
+            (status::BAD_REQUEST, "serialization"),
+            (status::BAD_RESPONSE, "serialization"),
+            (status::SERVICE_NOT_FOUND, "no-provider"),
+            (status::SERVICE_ERROR, "other"),
+            (status::SERVER_ERROR, "other"),
+            (status::CLIENT_ERROR, "other"),
+            (status::SERVER_THREADPOOL_EXHAUSTED_ERROR, "limit-exceeded"),
+        ];
+        for (code, kind) in cases {
+            let e = status_error(code, "why".into());
+            assert_eq!(e.kind(), kind, "status {code}");
+            if code != status::CLIENT_TIMEOUT && code != status::SERVER_TIMEOUT {
+                assert!(e.to_string().contains(status_name(code)), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn descriptor_arity_counts_primitives_arrays_and_classes() {
+        assert_eq!(descriptor_arity(""), Some(0));
+        assert_eq!(descriptor_arity("Ljava/lang/String;I[J"), Some(3));
+        assert_eq!(descriptor_arity("[[Lx/Y;Z"), Some(2));
+        assert_eq!(descriptor_arity("Lbroken"), None);
+    }
 }

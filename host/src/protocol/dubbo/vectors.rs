@@ -271,3 +271,49 @@ fn primitive_args_request_is_byte_identical_to_java_dubbo() {
     let ours = encoded(5, &demo(Some("1.0.0")), "add", "IJDZ", args);
     assert_eq!(ours, java("req_primitive_args.bin"));
 }
+
+#[test]
+fn object_list_and_map_args_request_is_byte_identical_to_java_dubbo() {
+    use crate::protocol::hessian2::{List, Map, Object};
+    let user = Object::new(
+        "org.apache.dubbo.demo.User",
+        vec![
+            (
+                "tags".into(),
+                Value::List(List::typed(
+                    "java.util.ArrayList",
+                    vec![Value::String("a".into()), Value::String("b".into())],
+                )),
+            ),
+            ("name".into(), Value::String("alice".into())),
+            ("id".into(), Value::Long(1)),
+        ],
+    );
+    let args = vec![
+        Value::Object(user),
+        Value::List(List::typed(
+            "java.util.ArrayList",
+            vec![Value::Int(1), Value::Int(2)],
+        )),
+        Value::Map(Map::untyped(vec![(
+            Value::String("k".into()),
+            Value::String("v".into()),
+        )])),
+    ];
+    let desc = "Lorg/apache/dubbo/demo/User;Ljava/util/List;Ljava/util/Map;";
+    let ours = encoded(6, &demo(Some("1.0.0")), "saveUser", desc, args);
+    assert_eq!(ours, java("req_object_args.bin"));
+}
+
+#[test]
+fn one_way_request_is_byte_identical_to_java_dubbo() {
+    let inv = Invocation {
+        method: "sayHello".into(),
+        parameter_types: "Ljava/lang/String;".into(),
+        args: vec![Value::String("oneway".into())],
+        attachments: Vec::new(),
+    };
+    let mut out = BytesMut::new();
+    encode_request(&mut out, 3, false, &demo(Some("1.0.0")), &inv, 3000);
+    assert_eq!(out.to_vec(), java("req_oneway.bin"));
+}
