@@ -2,9 +2,14 @@
 //! (`Invocation`), what comes back (`RpcResult`) and how it can fail (`RpcError`, the Rust side
 //! of the WIT `rpc-error` variant).
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::protocol::hessian2::Value;
+use crate::url::Url;
 
 /// One remote method call, independent of which provider will serve it.
 #[derive(Debug, Clone)]
@@ -98,5 +103,105 @@ impl std::fmt::Display for ServiceKey {
             write!(f, ":{v}")?;
         }
         Ok(())
+    }
+}
+
+/// A boxed future, for trait methods that are called through `dyn`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Anything that can perform an invocation against one provider: what routers narrow, load
+/// balancers pick from and clusters call.
+pub trait Invoker: Send + Sync {
+    /// The provider URL with the consumer's parameters merged in.
+    fn url(&self) -> &Url;
+    /// Whether a call may be sent now (connected or connectable, not read-only).
+    fn is_available(&self) -> bool;
+    /// Live call statistics, for the least-active and shortest-response balancers.
+    fn stats(&self) -> &CallStats;
+    /// Performs the call.
+    fn invoke<'a>(&'a self, inv: &'a Invocation) -> BoxFuture<'a, Result<RpcResult, RpcError>>;
+}
+
+/// Per-provider call counters (Dubbo's `RpcStatus`): calls in flight, and the count and total
+/// time of successful calls.
+#[derive(Debug, Default)]
+pub struct CallStats {
+    active: AtomicU32,
+    succeeded: AtomicU64,
+    succeeded_micros: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl CallStats {
+    /// Counts a call as started; the returned guard records how it ended.
+    pub fn begin(&self) -> ActiveCall<'_> {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        ActiveCall {
+            stats: self,
+            started: Instant::now(),
+            done: false,
+        }
+    }
+
+    /// Calls in flight.
+    pub fn active(&self) -> u32 {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Successful calls so far.
+    pub fn succeeded(&self) -> u64 {
+        self.succeeded.load(Ordering::Relaxed)
+    }
+
+    /// Failed calls so far.
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Mean time of a successful call in microseconds (0 before the first).
+    pub fn mean_success_micros(&self) -> u64 {
+        let n = self.succeeded();
+        if n == 0 {
+            0
+        } else {
+            self.succeeded_micros.load(Ordering::Relaxed) / n
+        }
+    }
+}
+
+/// A call in flight; dropping it without `finish` counts it as failed (e.g. cancelled).
+pub struct ActiveCall<'a> {
+    stats: &'a CallStats,
+    started: Instant,
+    done: bool,
+}
+
+impl ActiveCall<'_> {
+    /// Records the outcome of the call.
+    pub fn finish(mut self, ok: bool) {
+        self.record(ok);
+    }
+
+    fn record(&mut self, ok: bool) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        self.stats.active.fetch_sub(1, Ordering::Relaxed);
+        if ok {
+            let micros = self.started.elapsed().as_micros() as u64;
+            self.stats.succeeded.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .succeeded_micros
+                .fetch_add(micros, Ordering::Relaxed);
+        } else {
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for ActiveCall<'_> {
+    fn drop(&mut self) {
+        self.record(false);
     }
 }

@@ -99,6 +99,39 @@ impl Url {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(default)
     }
+
+    /// A parameter parsed as a signed number, or `default` when absent or unparsable.
+    pub fn param_i64(&self, key: &str, default: i64) -> i64 {
+        self.param(key)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(default)
+    }
+
+    /// A boolean parameter (`true`/`false`), or `default`.
+    pub fn param_bool(&self, key: &str, default: bool) -> bool {
+        match self.param(key).map(str::trim) {
+            Some(v) if v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v.eq_ignore_ascii_case("false") => false,
+            _ => default,
+        }
+    }
+
+    /// A method-level parameter as Dubbo keys it (`sayHello.timeout`), falling back to the
+    /// interface-level `key`.
+    pub fn method_param(&self, method: &str, key: &str) -> Option<&str> {
+        let mut scoped = String::with_capacity(method.len() + 1 + key.len());
+        scoped.push_str(method);
+        scoped.push('.');
+        scoped.push_str(key);
+        self.param(&scoped).or_else(|| self.param(key))
+    }
+
+    /// [`Url::method_param`] parsed as a signed number, or `default`.
+    pub fn method_param_i64(&self, method: &str, key: &str, default: i64) -> i64 {
+        self.method_param(method, key)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(default)
+    }
 }
 
 impl fmt::Display for Url {
@@ -197,6 +230,15 @@ mod tests {
             Url::parse("dubbo://h:1/I?a=%zz"),
             Err(UrlError::BadEncoding { .. })
         ));
+    }
+
+    #[test]
+    fn method_params_override_interface_params() {
+        let u = Url::parse("dubbo://h:1/I?timeout=1000&sayHello.timeout=50&retries=x").expect("valid");
+        assert_eq!(u.method_param_i64("sayHello", "timeout", 0), 50);
+        assert_eq!(u.method_param_i64("other", "timeout", 0), 1000);
+        assert_eq!(u.method_param_i64("other", "retries", 2), 2, "unparsable falls back");
+        assert!(u.param_bool("missing", true));
     }
 
     #[test]
