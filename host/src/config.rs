@@ -35,6 +35,8 @@ pub enum ConfigError {
 pub struct Config {
     #[serde(default)]
     pub application: Application,
+    #[serde(default, rename = "registry")]
+    pub registries: Vec<RegistryConfig>,
     #[serde(default, rename = "reference")]
     pub references: Vec<ReferenceConfig>,
     #[serde(default, rename = "guest")]
@@ -53,18 +55,39 @@ pub struct Config {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Application {
     pub name: String,
+    /// Where registry cache files live (default `~/.dubbo`, as Java Dubbo).
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for Application {
     fn default() -> Self {
         Application {
             name: "dubbo-wasm-host".to_string(),
+            data_dir: None,
         }
     }
 }
 
-/// `[[reference]]`: one remote Dubbo interface.
+/// `[[registry]]`: a registry references can subscribe to.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RegistryConfig {
+    pub id: String,
+    /// `zookeeper://host:port` (several hosts: `zookeeper://h1:2181,h2:2181`); URL parameters
+    /// are Dubbo's registry parameters (`file`, `file-cache`, ...).
+    pub address: String,
+    /// ZooKeeper session timeout in milliseconds (default 60 000).
+    pub session_timeout: Option<u64>,
+    /// Connect timeout in milliseconds (default 5 000).
+    pub connect_timeout: Option<u64>,
+    /// Zone of this registry, for zone-aware references.
+    pub zone: Option<String>,
+    /// Prefer this registry's providers when a reference has several registries.
+    pub preferred: Option<bool>,
+}
+
+/// `[[reference]]`: one remote Dubbo interface.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ReferenceConfig {
     pub id: String,
@@ -74,6 +97,35 @@ pub struct ReferenceConfig {
     pub group: Option<String>,
     /// Direct provider URLs (`dubbo://host:port`), several separated by `;` as in Dubbo.
     pub url: Option<String>,
+    /// Ids of the `[[registry]]` entries to find providers in (when there is no `url`).
+    #[serde(default)]
+    pub registry: Vec<String>,
+    /// Calling strategy: failover (default), failfast, failsafe, failback, forking,
+    /// broadcast, available.
+    pub cluster: Option<String>,
+    /// Load balancer: random (default), roundrobin, leastactive, shortestresponse,
+    /// consistenthash, p2c.
+    pub loadbalance: Option<String>,
+    /// Extra tries for failover / background retries for failback (Dubbo default 2).
+    pub retries: Option<u32>,
+    /// Parallel calls for forking (default 2).
+    pub forks: Option<u32>,
+    /// Keep calling the same provider while it is available.
+    pub sticky: Option<bool>,
+    /// Fail at startup when no provider is available (default true).
+    pub check: Option<bool>,
+    /// Register this consumer in the registry (default true).
+    pub register: Option<bool>,
+    /// Any other Dubbo URL parameter, e.g. `"hash.arguments" = "0,1"`.
+    #[serde(default)]
+    pub parameters: std::collections::BTreeMap<String, String>,
+    /// Per-method settings, keyed by the WIT function name (e.g. `say-hello`).
+    #[serde(default)]
+    pub methods: std::collections::BTreeMap<String, MethodConfig>,
+    /// Java classes of WIT records and enums, by WIT type name (default: the interface's
+    /// package plus the UpperCamelCase type name).
+    #[serde(default)]
+    pub java_types: std::collections::BTreeMap<String, String>,
     /// The WIT interface guests import to call this service, e.g.
     /// `org-apache-dubbo:demo/demo-service` (a version suffix is optional).
     pub wit: Option<String>,
@@ -90,6 +142,23 @@ pub struct ReferenceConfig {
     pub heartbeat: Option<u64>,
     /// Dubbo `payload`: largest request or response body in bytes (default 8 MiB).
     pub payload: Option<usize>,
+}
+
+/// `[reference.methods.<wit-name>]`: settings of one method.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MethodConfig {
+    /// The Java method name when it is not the lowerCamelCase of the WIT name (overloads).
+    pub java_name: Option<String>,
+    /// Java parameter types (`long`, `java.lang.String`, `org.x.User`) when the WIT types do
+    /// not say them, e.g. to call an overload taking `java.lang.Long` for an `s64`.
+    pub parameter_types: Option<Vec<String>>,
+    pub timeout: Option<u64>,
+    pub retries: Option<u32>,
+    pub loadbalance: Option<String>,
+    pub cluster: Option<String>,
+    pub sticky: Option<bool>,
+    pub forks: Option<u32>,
 }
 
 /// `[[guest]]`: one WebAssembly component and how it is triggered.
@@ -109,6 +178,8 @@ pub struct GuestConfig {
     pub max_memory_mib: Option<u64>,
     /// Wall-time limit per request in milliseconds (default 30 000).
     pub timeout: Option<u64>,
+    /// Instances of this guest running at once; more requests get 503 (default 256).
+    pub max_instances: Option<usize>,
 }
 
 /// How a guest is started.
@@ -193,12 +264,33 @@ impl Config {
                     "set the Java interface name, e.g. \"org.apache.dubbo.demo.DemoService\"",
                 ));
             }
+            for reg in &r.registry {
+                if !self.registries.iter().any(|g| &g.id == reg) {
+                    return Err(self.invalid(
+                        at("registry"),
+                        format!("names `{reg}`, which no [[registry]] has as id"),
+                        format!("add a [[registry]] with id = \"{reg}\" or remove it"),
+                    ));
+                }
+            }
+            let clusters = crate::cluster::ClusterKind::NAMES;
+            self.check_names(&at("cluster"), r.cluster.as_deref(), clusters)?;
+            let balancers = crate::loadbalance::NAMES;
+            self.check_names(&at("loadbalance"), r.loadbalance.as_deref(), balancers)?;
+            for (m, mc) in &r.methods {
+                let at = |f: &str| format!("reference[{i}].methods.{m}.{f}");
+                self.check_names(&at("cluster"), mc.cluster.as_deref(), clusters)?;
+                self.check_names(&at("loadbalance"), mc.loadbalance.as_deref(), balancers)?;
+            }
             let Some(urls) = &r.url else {
-                return Err(self.invalid(
-                    at("url"),
-                    "is missing",
-                    "set `url = \"dubbo://host:port\"` (registries come in a later version)",
-                ));
+                if r.registry.is_empty() {
+                    return Err(self.invalid(
+                        at("url"),
+                        "and `registry` are both missing",
+                        "set `url = \"dubbo://host:port\"` or `registry = [\"<registry id>\"]`",
+                    ));
+                }
+                continue;
             };
             for u in urls.split(';').map(str::trim).filter(|u| !u.is_empty()) {
                 let parsed = Url::parse(u).map_err(|e| {
@@ -230,6 +322,34 @@ impl Config {
                 if !w.contains(':') || !w.contains('/') {
                     return Err(self.invalid(at("wit"), format!("`{w}` is not a WIT interface name"), "write it as namespace:package/interface, e.g. \"org-apache-dubbo:demo/demo-service\""));
                 }
+            }
+        }
+        let mut registry_ids = HashSet::new();
+        for (i, g) in self.registries.iter().enumerate() {
+            let at = |f: &str| format!("registry[{i}].{f}");
+            if !registry_ids.insert(g.id.as_str()) {
+                return Err(self.invalid(
+                    at("id"),
+                    format!("`{}` is used twice", g.id),
+                    "give each [[registry]] its own id",
+                ));
+            }
+            let parsed = Url::parse(&g.address).map_err(|e| {
+                self.invalid(
+                    at("address"),
+                    e.to_string(),
+                    "write it as zookeeper://host:port",
+                )
+            })?;
+            if parsed.protocol != "zookeeper" {
+                return Err(self.invalid(
+                    at("address"),
+                    format!(
+                        "uses `{}://`; only zookeeper:// is supported",
+                        parsed.protocol
+                    ),
+                    "write it as zookeeper://host:port",
+                ));
             }
         }
         let mut names = HashSet::new();
@@ -265,6 +385,33 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    fn check_names(
+        &self,
+        field: &str,
+        value: Option<&str>,
+        known: &[&str],
+    ) -> Result<(), ConfigError> {
+        match value {
+            Some(v) if !known.contains(&v) => Err(self.invalid(
+                field.to_string(),
+                format!("is `{v}`, which is not a known strategy"),
+                format!("use one of: {}", known.join(", ")),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Where registry cache files go: `[application] data-dir`, else `~/.dubbo`.
+    pub fn data_dir(&self) -> PathBuf {
+        match &self.application.data_dir {
+            Some(d) => self.base_dir.join(d),
+            None => std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(std::env::temp_dir)
+                .join(".dubbo"),
+        }
     }
 
     /// A guest's component file, resolved against the config file's directory.
@@ -328,6 +475,39 @@ listen = "127.0.0.1:8080"
         let msg = err.to_string();
         assert!(
             msg.contains("guest[0].references") && msg.contains("nope") && msg.contains("fix"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn registry_reference_and_method_settings_parse() {
+        let text = DEMO
+            .replace(
+                "url = \"dubbo://127.0.0.1:20880\"",
+                "registry = [\"zk\"]\ncluster = \"failfast\"",
+            )
+            .replace(
+                "timeout = 3000\n",
+                "timeout = 3000\n[reference.methods.say-hello]\ntimeout = 50\nloadbalance = \"roundrobin\"\n",
+            );
+        let text =
+            format!("[[registry]]\nid = \"zk\"\naddress = \"zookeeper://127.0.0.1:2181\"\n{text}");
+        let cfg = parse(&text).expect("valid");
+        let r = &cfg.references[0];
+        assert_eq!(r.registry, vec!["zk".to_string()]);
+        assert_eq!(r.methods["say-hello"].timeout, Some(50));
+    }
+
+    #[test]
+    fn unknown_strategy_names_are_refused_with_the_known_ones() {
+        let err = parse(&DEMO.replace(
+            "timeout = 3000",
+            "timeout = 3000\nloadbalance = \"fastest\"",
+        ))
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("fastest") && msg.contains("roundrobin"),
             "{msg}"
         );
     }

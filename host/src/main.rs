@@ -1,16 +1,24 @@
 //! The `dubbo-wasm-host` command line.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
-use clap::{Parser, Subcommand};
-use dubbo_wasm_host::config::{Config, Trigger};
+use clap::{Args, Parser, Subcommand};
+use dubbo_wasm_host::config::{Config, ReferenceConfig, Trigger};
+use dubbo_wasm_host::generic;
 use dubbo_wasm_host::protocol::dubbo::ConnectionPool;
-use dubbo_wasm_host::reference::References;
+use dubbo_wasm_host::protocol::hessian2::{Map, Value};
+use dubbo_wasm_host::reference::{Reference, References};
+use dubbo_wasm_host::registry::{self, Registry, RegistryOptions};
+use dubbo_wasm_host::rpc::RpcError;
+use dubbo_wasm_host::url::Url;
 use dubbo_wasm_host::wasm::http::HttpTrigger;
 use dubbo_wasm_host::wasm::{new_engine, Guest};
+use serde::Deserialize;
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +39,72 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Call one method of a Dubbo service with JSON arguments and print the result as JSON
+    /// (like Dubbo's telnet `invoke`).
+    #[command(after_help = CALL_HELP)]
+    Call(Box<CallArgs>),
+}
+
+const CALL_HELP: &str = r#"Without --types, each parameter type is inferred from its JSON argument:
+  string -> java.lang.String, integer -> int (long if it does not fit an int),
+  other number -> double, true/false -> boolean, null -> java.lang.Object,
+  array -> java.util.List, object -> java.util.Map (or the class its "class" key names).
+Give --types when the method declares anything else.
+
+JSON follows Dubbo's generic conventions: a POJO is an object, optionally naming its Java
+class under "class"; results always carry "class" first. Longs are exact. An enum constant
+may be given as a string. A java.util.Date is epoch milliseconds; byte[] is an array of numbers.
+
+Exit status: 0 with the result as one line of JSON on stdout; 1 on an rpc error, printed on
+stderr as `<kind>: <message>` (a business exception as `biz-exception: <class>: <message>`);
+2 on a usage error or an argument that does not fit its type.
+
+Examples:
+  dubbo-wasm-host call --url dubbo://127.0.0.1:20880 \
+      --interface org.apache.dubbo.demo.DemoService sayHello '["world"]'
+  dubbo-wasm-host call --config host.toml --reference users \
+      getUser --types long '[9007199254740993]'"#;
+
+/// The options of `call`.
+#[derive(Args)]
+struct CallArgs {
+    /// Provider address, dubbo://HOST:PORT (several separated by `;`).
+    #[arg(
+        long,
+        required_unless_present = "config",
+        conflicts_with = "config",
+        requires = "interface"
+    )]
+    url: Option<String>,
+    /// Java interface of the service, e.g. org.apache.dubbo.demo.DemoService.
+    #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+    interface: Option<String>,
+    /// Service version.
+    #[arg(long, conflicts_with = "config")]
+    version: Option<String>,
+    /// Service group.
+    #[arg(long, conflicts_with = "config")]
+    group: Option<String>,
+    /// Call timeout in milliseconds [default: 3000, or the reference's own with --config].
+    #[arg(long, value_name = "MS")]
+    timeout: Option<u64>,
+    /// TOML configuration file holding the reference to call, instead of --url/--interface.
+    #[arg(long, short, requires = "reference")]
+    config: Option<PathBuf>,
+    /// Id of the [[reference]] in --config to call.
+    #[arg(long, requires = "config")]
+    reference: Option<String>,
+    /// Parameter types as Java names, comma-separated, e.g. long,java.lang.String,org.x.User.
+    #[arg(long, value_name = "T1,T2,...")]
+    types: Option<String>,
+    /// Also print the attachments the provider sent back, as JSON on stderr.
+    #[arg(long)]
+    attachments: bool,
+    /// Method name, e.g. sayHello.
+    method: String,
+    /// The arguments as one JSON array, e.g. '["world", 42]' [default: no arguments].
+    #[arg(value_name = "ARGS_JSON_ARRAY")]
+    args: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -54,11 +128,12 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve { config } => serve(config).await,
+            Command::Serve { config } => serve(config).await.map(|()| ExitCode::SUCCESS),
+            Command::Call(args) => call(*args).await,
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -68,9 +143,7 @@ fn main() -> ExitCode {
 
 async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
     let config = Config::load(&config_path)?;
-    let pool = ConnectionPool::default();
-    let refs = References::build(&config.references, &pool)?;
-    refs.connect_eagerly();
+    let refs = build_references(&config).await?;
     let engine = new_engine()?;
     let mut routes = Vec::new();
     for g in &config.guests {
@@ -109,6 +182,138 @@ async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One generic call: exit 0 with the JSON result on stdout, 1 on an rpc error, 2 on a usage
+/// error, each error as one line on stderr.
+async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
+    let usage = |message: String| {
+        eprintln!("error: {message}");
+        Ok(ExitCode::from(2))
+    };
+    let json_args = match serde_json::from_str(args.args.as_deref().unwrap_or("[]")) {
+        Ok(serde_json::Value::Array(a)) => a,
+        Ok(other) => {
+            return usage(format!(
+                "ARGS_JSON_ARRAY must be a JSON array of the arguments, e.g. '[\"world\", 42]'; got {other}"
+            ))
+        }
+        Err(e) => {
+            return usage(format!(
+                "ARGS_JSON_ARRAY is not valid JSON: {e}\n  fix: quote it for the shell, e.g. '[\"world\", 42]'"
+            ))
+        }
+    };
+    let types = match &args.types {
+        Some(t) => generic::split_type_list(t),
+        None => json_args.iter().map(generic::infer_java_type).collect(),
+    };
+    let invocation = match generic::invocation(&args.method, &types, &json_args) {
+        Ok(inv) => inv,
+        Err(e) => return usage(e.to_string()),
+    };
+    let reference = match (&args.config, &args.reference) {
+        (Some(path), Some(id)) => {
+            let config = match Config::load(path) {
+                Ok(c) => c,
+                Err(e) => return usage(e.to_string()),
+            };
+            let mut config = config.clone();
+            config.references.retain(|r| &r.id == id);
+            let Some(cfg) = config.references.first_mut() else {
+                let ids: Vec<&str> = config.references.iter().map(|r| r.id.as_str()).collect();
+                return usage(format!(
+                    "config file {} has no [[reference]] with id = \"{id}\" (ids: {})",
+                    path.display(),
+                    ids.join(", ")
+                ));
+            };
+            if args.timeout.is_some() {
+                cfg.timeout = args.timeout;
+            }
+            // A one-off call registers no consumer and needs no provider at startup.
+            cfg.register = Some(false);
+            cfg.check = Some(false);
+            match build_references(&config).await {
+                Ok(refs) => refs.get(id).cloned().context("reference just built")?,
+                Err(e) => return usage(format!("{e:#}")),
+            }
+        }
+        _ => {
+            let (Some(raw), Some(interface)) = (&args.url, &args.interface) else {
+                return usage("give --url and --interface, or --config and --reference".into());
+            };
+            let url = if raw.contains("://") {
+                raw.clone()
+            } else {
+                format!("dubbo://{raw}")
+            };
+            for u in url.split(';').map(str::trim).filter(|u| !u.is_empty()) {
+                match Url::parse(u) {
+                    Ok(p) if p.protocol == "dubbo" && p.port != 0 => {}
+                    _ => return usage(format!("--url `{u}` is not a dubbo://HOST:PORT address")),
+                }
+            }
+            // Read as a [[reference]] table is, so every other setting keeps its file default.
+            let cfg = ReferenceConfig::deserialize(serde_json::json!({
+                "id": "call",
+                "interface": interface,
+                "version": args.version,
+                "group": args.group,
+                "url": url,
+                "timeout": args.timeout.unwrap_or(3000),
+            }))
+            .context("reference from the command line")?;
+            match Reference::build(&cfg, &Arc::new(ConnectionPool::default())) {
+                Ok(r) => Arc::new(r),
+                Err(e) => return usage(e.to_string()),
+            }
+        }
+    };
+    match reference.invoke(&invocation).await {
+        Ok(result) => {
+            let value =
+                generic::hessian_to_json(&result.value, std::slice::from_ref(&result.value));
+            if args.attachments {
+                // Attachments follow the value in the same Hessian stream, so refs count on.
+                let map = Value::Map(Map::untyped(
+                    result
+                        .attachments
+                        .iter()
+                        .map(|(k, v)| (Value::String(k.clone()), v.clone()))
+                        .collect(),
+                ));
+                let roots = [result.value.clone(), map];
+                eprintln!("{}", generic::hessian_to_json(&roots[1], &roots));
+            }
+            use std::io::Write;
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = writeln!(std::io::stdout().lock(), "{value}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{}", rpc_error_line(&e));
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `<kind>: <message>`, with a business exception's message as `<class>: <message>`.
+fn rpc_error_line(e: &RpcError) -> String {
+    let message = match e {
+        RpcError::BizException {
+            class_name,
+            message,
+        } => format!("{class_name}: {message}"),
+        RpcError::Timeout(m)
+        | RpcError::NoProvider(m)
+        | RpcError::Network(m)
+        | RpcError::Forbidden(m)
+        | RpcError::Serialization(m)
+        | RpcError::LimitExceeded(m)
+        | RpcError::Other(m) => m.clone(),
+    };
+    format!("{}: {message}", e.kind())
+}
+
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
@@ -122,4 +327,40 @@ async fn shutdown_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Connects the registries the references use and builds every reference over one
+/// connection pool.
+async fn build_references(config: &Config) -> anyhow::Result<References> {
+    let pool = Arc::new(ConnectionPool::default());
+    let mut registries: HashMap<String, Arc<dyn Registry>> = HashMap::new();
+    for r in &config.registries {
+        if !config
+            .references
+            .iter()
+            .any(|c| c.url.is_none() && c.registry.contains(&r.id))
+        {
+            continue;
+        }
+        let address =
+            Url::parse(&r.address).with_context(|| format!("[[registry]] `{}` address", r.id))?;
+        let mut opts =
+            RegistryOptions::from_address(address, &config.application.name, config.data_dir());
+        if let Some(ms) = r.session_timeout {
+            opts.session_timeout = Duration::from_millis(ms);
+        }
+        if let Some(ms) = r.connect_timeout {
+            opts.connect_timeout = Duration::from_millis(ms);
+        }
+        let registry = registry::connect(opts).await.with_context(|| {
+            format!(
+                "[[registry]] `{}` ({}) in {}",
+                r.id,
+                r.address,
+                config.path.display()
+            )
+        })?;
+        registries.insert(r.id.clone(), registry);
+    }
+    Ok(References::build(config, &pool, &registries).await?)
 }

@@ -1,29 +1,198 @@
-//! A reference: one configured remote interface, composed here from its provider invokers,
-//! and the `invoke` entry point the Wasm bindings call.
+//! A reference: one configured remote interface, composed here top to bottom — consumer URL,
+//! directory (fed by direct URLs or registry snapshots), routers, cluster and load balancer per
+//! method — and `invoke`, the entry point the Wasm bindings call.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::ReferenceConfig;
+use tokio::task::JoinHandle;
+
+use crate::cluster::{self, ClusterKind, FailbackQueue, MethodPolicy};
+use crate::config::{Config, MethodConfig, ReferenceConfig};
+use crate::directory::{build_state, configurator, Directory};
+use crate::loadbalance;
 use crate::protocol::dubbo::{ConnectionConfig, ConnectionPool, DubboInvoker, ExchangeClient};
-use crate::rpc::{Invocation, RpcError, RpcResult, ServiceKey};
+use crate::registry::{Registry, Snapshot};
+use crate::router::{self, Router};
+use crate::rpc::{Invocation, Invoker, RpcError, RpcResult, ServiceKey};
 use crate::url::Url;
+use crate::wasm::bind::java_method_name;
+
+/// Why a reference cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ReferenceError {
+    #[error("reference `{id}`: {message}")]
+    Invalid { id: String, message: String },
+    #[error("reference `{id}`: no provider available for {service} (check = true)\n  fix: start a provider, correct `url`/`registry`, or set check = false to start without one")]
+    NoProvider { id: String, service: String },
+    #[error("reference `{id}`: registry `{registry}`: {message}")]
+    Registry {
+        id: String,
+        registry: String,
+        message: String,
+    },
+}
+
+/// Makes invokers for provider URLs of one reference.
+struct ProviderFactory {
+    service: ServiceKey,
+    pool: Arc<ConnectionPool>,
+    conn_cfg: ConnectionConfig,
+    own_connections: usize,
+    lazy: bool,
+}
+
+impl ProviderFactory {
+    fn make(&self, url: Url) -> Arc<dyn Invoker> {
+        let clients = if self.own_connections == 0 {
+            vec![self.pool.client(&url.address(), &self.conn_cfg)]
+        } else {
+            (0..self.own_connections)
+                .map(|_| Arc::new(ExchangeClient::new(url.address(), self.conn_cfg.clone())))
+                .collect()
+        };
+        let invoker = DubboInvoker::new(url, self.service.clone(), clients);
+        if !self.lazy {
+            invoker.connect_in_background();
+        }
+        Arc::new(invoker)
+    }
+}
 
 /// One remote Dubbo interface a guest can call.
 pub struct Reference {
     id: String,
     service: ServiceKey,
     wit: Option<String>,
-    invokers: Vec<DubboInvoker>,
-    next: AtomicUsize,
-    lazy: bool,
+    consumer: Url,
+    directory: Arc<Directory>,
+    policies: RwLock<HashMap<Arc<str>, Arc<MethodPolicy>>>,
+    failback: FailbackQueue,
+    check: bool,
+    /// Registry subscription tasks; they end with the reference.
+    watchers: Mutex<Vec<JoinHandle<()>>>,
+    factory: Arc<ProviderFactory>,
+    methods: std::collections::BTreeMap<String, MethodConfig>,
+    java_types: std::collections::BTreeMap<String, String>,
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        if let Ok(w) = self.watchers.lock() {
+            for t in w.iter() {
+                t.abort();
+            }
+        }
+    }
+}
+
+/// The consumer URL Dubbo would build for this reference: its settings as URL parameters
+/// (method settings keyed `javaMethod.key`), registered in the registry and read by clusters,
+/// balancers and routers.
+pub fn consumer_url(application: &str, cfg: &ReferenceConfig) -> Url {
+    let mut p = std::collections::BTreeMap::new();
+    let mut put = |k: &str, v: String| {
+        p.insert(k.to_string(), v);
+    };
+    put("application", application.to_string());
+    put("interface", cfg.interface.clone());
+    put("side", "consumer".to_string());
+    put("category", "consumers".to_string());
+    put("check", "false".to_string());
+    put("dubbo", "2.0.2".to_string());
+    put(
+        "release",
+        format!("dubbo-wasm-host-{}", env!("CARGO_PKG_VERSION")),
+    );
+    put("pid", std::process::id().to_string());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    put("timestamp", now.to_string());
+    let mut opt = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            p.insert(k.to_string(), v);
+        }
+    };
+    opt("version", cfg.version.clone());
+    opt("group", cfg.group.clone());
+    opt("timeout", cfg.timeout.map(|v| v.to_string()));
+    opt("retries", cfg.retries.map(|v| v.to_string()));
+    opt("loadbalance", cfg.loadbalance.clone());
+    opt("cluster", cfg.cluster.clone());
+    opt("forks", cfg.forks.map(|v| v.to_string()));
+    opt("sticky", cfg.sticky.map(|v| v.to_string()));
+    opt("connections", cfg.connections.map(|v| v.to_string()));
+    opt("lazy", cfg.lazy.map(|v| v.to_string()));
+    for (wit_name, m) in &cfg.methods {
+        let java = m
+            .java_name
+            .clone()
+            .unwrap_or_else(|| java_method_name(wit_name));
+        let mut method_opt = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                p.insert(format!("{java}.{k}"), v);
+            }
+        };
+        method_opt("timeout", m.timeout.map(|v| v.to_string()));
+        method_opt("retries", m.retries.map(|v| v.to_string()));
+        method_opt("loadbalance", m.loadbalance.clone());
+        method_opt("cluster", m.cluster.clone());
+        method_opt("sticky", m.sticky.map(|v| v.to_string()));
+        method_opt("forks", m.forks.map(|v| v.to_string()));
+    }
+    for (k, v) in &cfg.parameters {
+        p.insert(k.clone(), v.clone());
+    }
+    Url {
+        protocol: "consumer".to_string(),
+        host: local_host(),
+        port: 0,
+        path: cfg.interface.clone(),
+        params: p,
+    }
+}
+
+/// The address this host registers with: `DUBBO_IP_TO_REGISTRY` (Dubbo's variable), else the
+/// first non-loopback IPv4 address of the host name, else 127.0.0.1.
+pub fn local_host() -> String {
+    if let Ok(ip) = std::env::var("DUBBO_IP_TO_REGISTRY") {
+        if !ip.trim().is_empty() {
+            return ip.trim().to_string();
+        }
+    }
+    use std::net::ToSocketAddrs;
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let name = name.trim();
+    if !name.is_empty() {
+        if let Ok(addrs) = (name, 0).to_socket_addrs() {
+            for a in addrs {
+                if a.is_ipv4() && !a.ip().is_loopback() {
+                    return a.ip().to_string();
+                }
+            }
+        }
+    }
+    "127.0.0.1".to_string()
 }
 
 impl Reference {
-    /// Builds the reference from its config, sharing connections through `pool`.
-    /// Connections are opened on the first call.
-    pub fn build(cfg: &ReferenceConfig, pool: &ConnectionPool) -> Result<Reference, RpcError> {
+    /// Builds the reference with direct `url` providers; registry references are built by
+    /// [`References::build`]. Connections open at once unless `lazy`.
+    pub fn build(
+        cfg: &ReferenceConfig,
+        pool: &Arc<ConnectionPool>,
+    ) -> Result<Reference, ReferenceError> {
+        Reference::with_application("dubbo-wasm-host", cfg, pool)
+    }
+
+    fn with_application(
+        application: &str,
+        cfg: &ReferenceConfig,
+        pool: &Arc<ConnectionPool>,
+    ) -> Result<Reference, ReferenceError> {
         let service = ServiceKey {
             interface: cfg.interface.clone(),
             version: cfg.version.clone(),
@@ -39,50 +208,104 @@ impl Reference {
                 .map_or(defaults.heartbeat, Duration::from_millis),
             payload: cfg.payload.unwrap_or(defaults.payload),
         };
-        let own_connections = cfg.connections.unwrap_or(0) as usize;
-        let mut invokers = Vec::new();
-        for raw in cfg.url.as_deref().unwrap_or("").split(';') {
-            let raw = raw.trim();
-            if raw.is_empty() {
-                continue;
-            }
-            let mut url = Url::parse(raw)
-                .map_err(|e| RpcError::Other(format!("reference {}: {e}", cfg.id)))?;
-            if url.path.is_empty() {
-                url.path = cfg.interface.clone();
-            }
-            // Consumer settings override the provider's, as Dubbo merges them.
-            if let Some(t) = cfg.timeout {
-                url.params.insert("timeout".to_string(), t.to_string());
-            }
-            let clients = if own_connections == 0 {
-                vec![pool.client(&url.address(), &conn_cfg)]
-            } else {
-                (0..own_connections)
-                    .map(|_| Arc::new(ExchangeClient::new(url.address(), conn_cfg.clone())))
-                    .collect()
-            };
-            invokers.push(DubboInvoker::new(url, service.clone(), clients));
-        }
-        Ok(Reference {
+        let consumer = consumer_url(application, cfg);
+        let factory = Arc::new(ProviderFactory {
+            service: service.clone(),
+            pool: pool.clone(),
+            conn_cfg,
+            own_connections: cfg.connections.unwrap_or(0) as usize,
+            lazy: cfg.lazy.unwrap_or(false),
+        });
+        let directory = Arc::new(Directory::new(service.clone(), consumer.clone()));
+        let reference = Reference {
             id: cfg.id.clone(),
             service,
             wit: cfg.wit.clone(),
-            invokers,
-            next: AtomicUsize::new(0),
-            lazy: cfg.lazy.unwrap_or(false),
-        })
+            consumer,
+            directory,
+            policies: RwLock::new(HashMap::new()),
+            failback: FailbackQueue::default(),
+            check: cfg.check.unwrap_or(true),
+            watchers: Mutex::new(Vec::new()),
+            factory,
+            methods: cfg.methods.clone(),
+            java_types: cfg.java_types.clone(),
+        };
+        if let Some(raw) = &cfg.url {
+            let mut providers = Vec::new();
+            for u in raw.split(';').map(str::trim).filter(|u| !u.is_empty()) {
+                let mut url = Url::parse(u).map_err(|e| ReferenceError::Invalid {
+                    id: cfg.id.clone(),
+                    message: e.to_string(),
+                })?;
+                if url.path.is_empty() {
+                    url.path = cfg.interface.clone();
+                }
+                providers.push(url);
+            }
+            let factory = reference.factory.clone();
+            let (state, _) = build_state(
+                &reference.consumer,
+                &providers,
+                &[],
+                Vec::new(),
+                &HashMap::new(),
+                &|u| factory.make(u),
+            );
+            reference.directory.replace(state);
+        }
+        Ok(reference)
     }
 
-    /// Opens the connections of a non-`lazy` reference in the background, so the first call
-    /// does not pay for the connect. Failures are logged; calls reconnect on demand.
-    pub fn connect_eagerly(&self) {
-        if self.lazy {
-            return;
+    /// Subscribes to `registries` and keeps the directory following their snapshots (the
+    /// union of all of them). Returns once every registry gave its first snapshot.
+    async fn follow(
+        &self,
+        registries: Vec<(String, Arc<dyn Registry>)>,
+    ) -> Result<(), ReferenceError> {
+        let mut receivers = Vec::new();
+        for (name, registry) in &registries {
+            let rx =
+                registry
+                    .subscribe(&self.consumer)
+                    .await
+                    .map_err(|e| ReferenceError::Registry {
+                        id: self.id.clone(),
+                        registry: name.clone(),
+                        message: e.to_string(),
+                    })?;
+            receivers.push(rx);
         }
-        for invoker in &self.invokers {
-            invoker.connect_in_background();
+        let latest: Arc<Mutex<Vec<Arc<Snapshot>>>> = Arc::new(Mutex::new(
+            receivers.iter().map(|r| r.borrow().clone()).collect(),
+        ));
+        let cache: Arc<Mutex<HashMap<String, Arc<dyn Invoker>>>> =
+            Arc::new(Mutex::new(HashMap::new()));
+        apply(&self.directory, &self.factory, &latest, &cache);
+        let mut watchers = Vec::new();
+        for (i, mut rx) in receivers.into_iter().enumerate() {
+            let (dir, factory, latest, cache) = (
+                self.directory.clone(),
+                self.factory.clone(),
+                latest.clone(),
+                cache.clone(),
+            );
+            watchers.push(tokio::spawn(async move {
+                while rx.changed().await.is_ok() {
+                    let snap = rx.borrow_and_update().clone();
+                    if let Ok(mut l) = latest.lock() {
+                        if let Some(slot) = l.get_mut(i) {
+                            *slot = snap;
+                        }
+                    }
+                    apply(&dir, &factory, &latest, &cache);
+                }
+            }));
         }
+        if let Ok(mut w) = self.watchers.lock() {
+            w.extend(watchers);
+        }
+        Ok(())
     }
 
     /// The reference's id in config.
@@ -100,36 +323,187 @@ impl Reference {
         self.wit.as_deref()
     }
 
-    /// Calls the service on one available provider, taking providers in turn.
-    pub async fn invoke(&self, inv: &Invocation) -> Result<RpcResult, RpcError> {
-        let n = self.invokers.len();
-        if n == 0 {
-            return Err(RpcError::NoProvider(format!(
-                "no provider configured for {}",
-                self.service
-            )));
-        }
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let invoker = (0..n)
-            .map(|i| &self.invokers[(start + i) % n])
-            .find(|i| i.is_available())
-            .unwrap_or(&self.invokers[start % n]);
-        invoker.invoke(inv).await
+    /// The consumer URL (what is registered, and the settings calls follow).
+    pub fn consumer(&self) -> &Url {
+        &self.consumer
     }
+
+    /// Settings of the method a guest calls as `wit_name`.
+    pub fn method_settings(&self, wit_name: &str) -> Option<&MethodConfig> {
+        self.methods.get(wit_name)
+    }
+
+    /// Java classes of WIT records and enums, by WIT type name.
+    pub fn java_types(&self) -> &std::collections::BTreeMap<String, String> {
+        &self.java_types
+    }
+
+    /// The directory of providers.
+    pub fn directory(&self) -> &Arc<Directory> {
+        &self.directory
+    }
+
+    /// Whether `check = true` and no provider is listed: Dubbo refuses to start then.
+    fn check_failed(&self) -> bool {
+        self.check && self.directory.state().invokers.is_empty()
+    }
+
+    fn policy(&self, method: &Arc<str>) -> Arc<MethodPolicy> {
+        if let Some(p) = self
+            .policies
+            .read()
+            .ok()
+            .and_then(|m| m.get(method).cloned())
+        {
+            return p;
+        }
+        let u = &self.consumer;
+        let cluster = u
+            .method_param(method, "cluster")
+            .and_then(ClusterKind::by_name)
+            .unwrap_or(ClusterKind::Failover);
+        let default_retries = if cluster == ClusterKind::Failback {
+            3
+        } else {
+            2
+        };
+        let lb_name = u.method_param(method, "loadbalance").unwrap_or("random");
+        let lb = loadbalance::by_name(lb_name)
+            .or_else(|| loadbalance::by_name("random"))
+            .expect("random load balancing always exists");
+        let policy = Arc::new(MethodPolicy::new(
+            cluster,
+            lb,
+            u.method_param_i64(method, "retries", default_retries)
+                .max(0) as u32,
+            u.method_param_i64(method, "forks", 2).max(0) as usize,
+            u.method_param(method, "sticky")
+                .is_some_and(|v| v == "true"),
+        ));
+        if let Ok(mut m) = self.policies.write() {
+            m.insert(method.clone(), policy.clone());
+        }
+        policy
+    }
+
+    /// Calls the service as the reference's cluster, router and load-balancing settings say.
+    pub async fn invoke(&self, inv: &Invocation) -> Result<RpcResult, RpcError> {
+        let policy = self.policy(&inv.method);
+        cluster::invoke(&self.directory, &policy, &self.failback, inv).await
+    }
+}
+
+/// Rebuilds a directory from the latest snapshot of each registry.
+fn apply(
+    dir: &Directory,
+    factory: &ProviderFactory,
+    latest: &Mutex<Vec<Arc<Snapshot>>>,
+    cache: &Mutex<HashMap<String, Arc<dyn Invoker>>>,
+) {
+    let Ok(snaps) = latest.lock().map(|l| l.clone()) else {
+        return;
+    };
+    let mut providers = Vec::new();
+    let mut configurator_urls = Vec::new();
+    let mut routers: Vec<Arc<dyn Router>> = Vec::new();
+    let mut tag_rule = false;
+    for s in &snaps {
+        providers.extend(s.providers.iter().cloned());
+        configurator_urls.extend(s.configurators.iter().cloned());
+        for r in &s.routers {
+            match router::from_url(r) {
+                Ok(Some(r)) => routers.push(r),
+                Ok(None) => tracing::debug!(rule = %r, "ignoring a router of an unknown kind"),
+                Err(e) => tracing::warn!(rule = %r, error = %e, "ignoring a bad router rule"),
+            }
+        }
+        if let Some(yaml) = &s.condition_router_yaml {
+            match router::condition_from_yaml(yaml) {
+                Ok(rs) => routers.extend(rs),
+                Err(e) => tracing::warn!(error = %e, "ignoring a bad condition-router rule"),
+            }
+        }
+        if let Some(yaml) = &s.tag_router_yaml {
+            match router::tag_from_yaml(yaml) {
+                Ok(r) => {
+                    tag_rule = true;
+                    routers.push(r)
+                }
+                Err(e) => tracing::warn!(error = %e, "ignoring a bad tag-router rule"),
+            }
+        }
+    }
+    // As in Dubbo, providers' own `dubbo.tag` is honoured even without a tag rule.
+    if !tag_rule {
+        routers.push(Arc::new(router::TagRouter::static_tags()));
+    }
+    router::sort_by_priority(&mut routers);
+    let configurators = configurator::from_urls(&configurator_urls);
+    let Ok(mut cache) = cache.lock() else {
+        return;
+    };
+    let (state, fresh) = build_state(
+        dir.consumer(),
+        &providers,
+        &configurators,
+        routers,
+        &cache,
+        &|u| factory.make(u),
+    );
+    tracing::info!(service = %dir.service(), providers = state.invokers.len(), "directory refreshed");
+    *cache = fresh;
+    dir.replace(state);
 }
 
 /// All references of a host, by id.
 #[derive(Default, Clone)]
 pub struct References {
-    by_id: Arc<std::collections::HashMap<String, Arc<Reference>>>,
+    by_id: Arc<HashMap<String, Arc<Reference>>>,
 }
 
 impl References {
-    /// Builds every configured reference over one shared connection pool.
-    pub fn build(cfgs: &[ReferenceConfig], pool: &ConnectionPool) -> Result<References, RpcError> {
-        let mut by_id = std::collections::HashMap::new();
-        for c in cfgs {
-            by_id.insert(c.id.clone(), Arc::new(Reference::build(c, pool)?));
+    /// Builds every configured reference over one shared connection pool, subscribing
+    /// registry references through `registries` (by `[[registry]]` id) and registering their
+    /// consumers. Fails on `check = true` references without providers.
+    pub async fn build(
+        config: &Config,
+        pool: &Arc<ConnectionPool>,
+        registries: &HashMap<String, Arc<dyn Registry>>,
+    ) -> Result<References, ReferenceError> {
+        let mut by_id = HashMap::new();
+        for c in &config.references {
+            let r = Reference::with_application(&config.application.name, c, pool)?;
+            if c.url.is_none() {
+                let mut chosen = Vec::new();
+                for name in &c.registry {
+                    let reg = registries
+                        .get(name)
+                        .ok_or_else(|| ReferenceError::Invalid {
+                            id: c.id.clone(),
+                            message: format!("registry `{name}` is not connected"),
+                        })?;
+                    chosen.push((name.clone(), reg.clone()));
+                }
+                if c.register.unwrap_or(true) {
+                    for (name, reg) in &chosen {
+                        reg.register(&r.consumer)
+                            .await
+                            .map_err(|e| ReferenceError::Registry {
+                                id: c.id.clone(),
+                                registry: name.clone(),
+                                message: e.to_string(),
+                            })?;
+                    }
+                }
+                r.follow(chosen).await?;
+            }
+            if r.check_failed() {
+                return Err(ReferenceError::NoProvider {
+                    id: c.id.clone(),
+                    service: r.service.to_string(),
+                });
+            }
+            by_id.insert(c.id.clone(), Arc::new(r));
         }
         Ok(References {
             by_id: Arc::new(by_id),
@@ -139,13 +513,6 @@ impl References {
     /// The reference with this id.
     pub fn get(&self, id: &str) -> Option<&Arc<Reference>> {
         self.by_id.get(id)
-    }
-
-    /// Opens the connections of every non-`lazy` reference in the background.
-    pub fn connect_eagerly(&self) {
-        for r in self.by_id.values() {
-            r.connect_eagerly();
-        }
     }
 
     /// Every reference, in no particular order.

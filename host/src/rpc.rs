@@ -160,12 +160,10 @@ impl CallStats {
 
     /// Mean time of a successful call in microseconds (0 before the first).
     pub fn mean_success_micros(&self) -> u64 {
-        let n = self.succeeded();
-        if n == 0 {
-            0
-        } else {
-            self.succeeded_micros.load(Ordering::Relaxed) / n
-        }
+        self.succeeded_micros
+            .load(Ordering::Relaxed)
+            .checked_div(self.succeeded())
+            .unwrap_or(0)
     }
 }
 

@@ -234,10 +234,15 @@ mod tests {
 
     #[test]
     fn method_params_override_interface_params() {
-        let u = Url::parse("dubbo://h:1/I?timeout=1000&sayHello.timeout=50&retries=x").expect("valid");
+        let u =
+            Url::parse("dubbo://h:1/I?timeout=1000&sayHello.timeout=50&retries=x").expect("valid");
         assert_eq!(u.method_param_i64("sayHello", "timeout", 0), 50);
         assert_eq!(u.method_param_i64("other", "timeout", 0), 1000);
-        assert_eq!(u.method_param_i64("other", "retries", 2), 2, "unparsable falls back");
+        assert_eq!(
+            u.method_param_i64("other", "retries", 2),
+            2,
+            "unparsable falls back"
+        );
         assert!(u.param_bool("missing", true));
     }
 

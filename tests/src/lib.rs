@@ -4,3 +4,5 @@
 pub mod faults;
 pub mod process;
 pub mod provider;
+pub mod registration;
+pub mod zookeeper;

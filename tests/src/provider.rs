@@ -11,7 +11,7 @@ use dubbo_wasm_host::protocol::dubbo::frame::{split_frame, status, Frame, DEFAUL
 use dubbo_wasm_host::protocol::dubbo::message::{
     decode_request, encode_heartbeat_response, encode_response, DecodedRequest, Reply,
 };
-use dubbo_wasm_host::protocol::hessian2::Value;
+use dubbo_wasm_host::protocol::hessian2::{List, Object, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
@@ -146,8 +146,19 @@ fn answer(frame: &Frame, local: &str) -> Option<BytesMut> {
     // Java providers answer 2.0.2 peers with response attachments.
     let attachments: &[(&str, &str)] = &[("dubbo", "2.0.2")];
     match invoke(&req, local) {
+        Ok(Value::Null) => encode_response(&mut out, h.id, &Reply::Null, Some(attachments)),
         Ok(v) => encode_response(&mut out, h.id, &Reply::Value(&v), Some(attachments)),
-        Err(msg) => encode_response(
+        Err(Failure::Thrown {
+            class_name,
+            message,
+        }) => {
+            let thrown = Reply::Exception {
+                class_name: &class_name,
+                message: &message,
+            };
+            encode_response(&mut out, h.id, &thrown, Some(attachments))
+        }
+        Err(Failure::NoMethod(msg)) => encode_response(
             &mut out,
             h.id,
             &Reply::Status(status::SERVICE_ERROR, &msg),
@@ -157,14 +168,70 @@ fn answer(frame: &Frame, local: &str) -> Option<BytesMut> {
     Some(out)
 }
 
-fn invoke(req: &DecodedRequest, local: &str) -> Result<Value, String> {
-    match (req.path.as_str(), req.method.as_str(), req.args.as_slice()) {
-        (DEMO_SERVICE, "sayHello", [Value::String(name)]) => Ok(Value::String(format!(
+fn invoke(req: &DecodedRequest, local: &str) -> Result<Value, Failure> {
+    let (path, method, types) = (
+        req.path.as_str(),
+        req.method.as_str(),
+        req.parameter_types.as_str(),
+    );
+    // Like Java, a method is found by its name and its parameter descriptors.
+    match (path, method, types, req.args.as_slice()) {
+        (DEMO_SERVICE, "sayHello", _, [Value::String(name)]) => Ok(Value::String(format!(
             "Hello {name}, response from provider: {local}"
         ))),
-        (path, method, _) => Err(format!(
-            "no method {method}({}) in service {path}:{} on this provider",
-            req.parameter_types, req.version
-        )),
+        (USER_SERVICE, "getUser", "J", [id]) => Ok(user(id.as_i64().unwrap_or_default())),
+        (USER_SERVICE, "listUsers", "I", [n]) => {
+            let n = n.as_i64().unwrap_or_default().clamp(0, 100_000);
+            Ok(Value::List(List::untyped((1..=n).map(user).collect())))
+        }
+        (USER_SERVICE, "findByName", "Ljava/lang/String;", [name]) => Ok(match name.as_str() {
+            Some("alice") => user(1),
+            _ => Value::Null,
+        }),
+        (USER_SERVICE, "fail", "Ljava/lang/String;", [message]) => Err(Failure::Thrown {
+            class_name: USER_NOT_FOUND.to_string(),
+            message: message.as_str().unwrap_or_default().to_string(),
+        }),
+        (USER_SERVICE, "echoMap", "Ljava/util/Map;", [m @ (Value::Map(_) | Value::Null)])
+        | (USER_SERVICE, "echo", "Ljava/lang/Object;", [m]) => Ok(m.clone()),
+        (USER_SERVICE, "echoLong", "J", [Value::Long(l)]) => Ok(Value::Long(*l)),
+        _ => Err(Failure::NoMethod(format!(
+            "no method {method}({types}) in service {path}:{} on this provider",
+            req.version
+        ))),
     }
+}
+
+/// The users interface this provider implements (any version), for generic calls and JSON.
+pub const USER_SERVICE: &str = "org.apache.dubbo.samples.UserService";
+
+/// The class of the users `UserService` returns.
+pub const USER_CLASS: &str = "org.apache.dubbo.samples.User";
+
+/// The business exception `UserService.fail` throws.
+pub const USER_NOT_FOUND: &str = "org.apache.dubbo.samples.UserNotFoundException";
+
+/// Why a demo method returned no value.
+enum Failure {
+    /// The method threw (a business exception): Java class and message.
+    Thrown { class_name: String, message: String },
+    /// The provider has no such method: answered with a SERVICE_ERROR status.
+    NoMethod(String),
+}
+
+/// User `id`: every user of a reply shares one class definition, and the tags hold a
+/// character outside the BMP.
+fn user(id: i64) -> Value {
+    Value::Object(Object::new(
+        USER_CLASS,
+        vec![
+            ("id".to_string(), Value::Long(id)),
+            ("name".to_string(), Value::String(format!("user-{id}"))),
+            ("age".to_string(), Value::Int(20 + (id % 50) as i32)),
+            (
+                "tags".to_string(),
+                Value::List(List::untyped(vec!["dubbo".into(), "😀".into()])),
+            ),
+        ],
+    ))
 }

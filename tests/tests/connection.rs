@@ -289,15 +289,11 @@ fn reference(
         id: id.into(),
         interface: "org.apache.dubbo.demo.DemoService".into(),
         version: Some("1.0.0".into()),
-        group: None,
         url: Some(format!("dubbo://{addr}")),
-        wit: None,
         timeout: Some(3000),
-        connect_timeout: None,
         connections,
         lazy,
-        heartbeat: None,
-        payload: None,
+        ..ReferenceConfig::default()
     }
 }
 
@@ -309,7 +305,7 @@ async fn call(r: &Reference, addr: &str, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn references_share_one_connection_per_address_by_default() {
     let (mut p, addr) = start_provider();
-    let pool = ConnectionPool::default();
+    let pool = Arc::new(ConnectionPool::default());
     let a = Reference::build(&reference(&addr, "a", None, Some(true)), &pool).expect("a");
     let b = Reference::build(&reference(&addr, "b", None, Some(true)), &pool).expect("b");
     for i in 0..4 {
@@ -322,7 +318,7 @@ async fn references_share_one_connection_per_address_by_default() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_n_gives_a_reference_its_own_n_connections() {
     let (mut p, addr) = start_provider();
-    let pool = ConnectionPool::default();
+    let pool = Arc::new(ConnectionPool::default());
     let own = Reference::build(&reference(&addr, "own", Some(3), Some(true)), &pool).expect("own");
     let shared =
         Reference::build(&reference(&addr, "shared", None, Some(true)), &pool).expect("shared");
@@ -336,17 +332,15 @@ async fn connections_n_gives_a_reference_its_own_n_connections() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lazy_reference_connects_on_first_call_and_eager_one_at_startup() {
     let (mut p, addr) = start_provider();
-    let pool = ConnectionPool::default();
+    let pool = Arc::new(ConnectionPool::default());
     let lazy =
         Reference::build(&reference(&addr, "lazy", Some(1), Some(true)), &pool).expect("lazy");
-    lazy.connect_eagerly();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(p.stat("accepted"), 0, "lazy must not connect before a call");
     call(&lazy, &addr, "first").await;
     assert_eq!(p.stat("accepted"), 1);
 
-    let eager = Reference::build(&reference(&addr, "eager", Some(1), None), &pool).expect("eager");
-    eager.connect_eagerly();
+    let _eager = Reference::build(&reference(&addr, "eager", Some(1), None), &pool).expect("eager");
     let deadline = Instant::now() + 2 * SECOND;
     while p.stat("accepted") < 2 {
         assert!(

@@ -3,16 +3,47 @@
 
 use std::time::Duration;
 
-use wasmtime::{Cache, CacheConfig, Config, Engine};
+use wasmtime::{
+    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
+};
 
 use super::WasmError;
 
 /// How often the epoch advances; guest deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Builds the engine and starts its epoch ticker.
+/// Builds the engine and starts its epoch ticker. Instances come from a pooling allocator
+/// (instantiation in microseconds) unless the machine cannot reserve its address space or
+/// `DUBBO_WASM_POOLING=0`; then from the on-demand allocator.
 pub fn new_engine() -> Result<Engine, WasmError> {
+    let pooling = std::env::var("DUBBO_WASM_POOLING").map_or(true, |v| v != "0");
+    if pooling {
+        match build(true) {
+            Ok(engine) => return start_ticker(engine),
+            Err(e) => {
+                tracing::warn!(error = %e, "pooling allocator unavailable; instantiating on demand")
+            }
+        }
+    }
+    start_ticker(build(false)?)
+}
+
+fn build(pooling: bool) -> Result<Engine, WasmError> {
     let mut cfg = Config::new();
+    if pooling {
+        let mut pool = PoolingAllocationConfig::new();
+        // Sizes as Spin uses them, large enough for Python and JavaScript guests.
+        pool.total_component_instances(1000)
+            .total_core_instances(4000)
+            .total_memories(1000)
+            .total_tables(2000)
+            .max_component_instance_size(10 << 20)
+            .max_core_instance_size(10 << 20)
+            .max_memories_per_component(16)
+            .max_tables_per_component(32)
+            .table_elements(100_000);
+        cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
     cfg.epoch_interruption(true);
     // Guests are WASIp2 components; the CM-async machinery costs microseconds per host call.
     cfg.concurrency_support(false);
@@ -24,7 +55,10 @@ pub fn new_engine() -> Result<Engine, WasmError> {
             tracing::warn!(error = %e, "compile cache unavailable; guests compile on every load")
         }
     }
-    let engine = Engine::new(&cfg).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+    Engine::new(&cfg).map_err(|e| WasmError::Engine(format!("{e:#}")))
+}
+
+fn start_ticker(engine: Engine) -> Result<Engine, WasmError> {
     let weak = engine.weak();
     std::thread::Builder::new()
         .name("wasm-epoch".to_string())

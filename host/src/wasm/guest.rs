@@ -1,11 +1,14 @@
 //! A loaded guest: its component compiled (through the engine's on-disk cache), its imports
-//! bound, and the result pre-instantiated once so each request only creates a store.
+//! bound, and the result pre-instantiated once so each request only creates a store. Limits:
+//! linear memory per instance, wall time per request, and instances running at once.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, Store, StoreLimitsBuilder};
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use super::bind::bind_imports;
@@ -19,13 +22,64 @@ use crate::reference::References;
 const DEFAULT_MAX_MEMORY_MIB: u64 = 64;
 /// Default wall-time limit per request.
 const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+/// Default number of instances of one guest running at once.
+const DEFAULT_MAX_INSTANCES: usize = 256;
 
-/// A guest ready to serve: one pre-instantiated component and its limits.
+/// Reads and compiles a guest's component.
+pub fn compile(engine: &Engine, cfg: &GuestConfig, path: &Path) -> Result<Component, WasmError> {
+    let bytes = std::fs::read(path).map_err(|source| WasmError::Read {
+        guest: cfg.name.clone(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Component::new(engine, &bytes).map_err(|e| WasmError::Compile {
+        guest: cfg.name.clone(),
+        path: path.to_path_buf(),
+        message: format!("{e:#}"),
+    })
+}
+
+/// The linker for one guest version: WASI (no sockets, files or environment unless granted),
+/// wasi-http types, and the guest's Dubbo imports bound to its granted references.
+pub fn linker_for(
+    engine: &Engine,
+    component: &Component,
+    cfg: &GuestConfig,
+    refs: &References,
+) -> Result<Linker<HostState>, WasmError> {
+    let bind_err = |message: String| WasmError::Bind {
+        guest: cfg.name.clone(),
+        message,
+    };
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| bind_err(format!("{e:#}")))?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+        .map_err(|e| bind_err(format!("{e:#}")))?;
+    bind_imports(engine, &mut linker, component, &cfg.references, refs).map_err(bind_err)?;
+    Ok(linker)
+}
+
+/// The store limits of one instance of `cfg`'s guest.
+pub fn store_limits(cfg: &GuestConfig) -> StoreLimits {
+    let max_memory = (cfg.max_memory_mib.unwrap_or(DEFAULT_MAX_MEMORY_MIB) as usize) << 20;
+    StoreLimitsBuilder::new()
+        .memory_size(max_memory)
+        .trap_on_grow_failure(true)
+        .build()
+}
+
+/// The wall-time limit of one request or run of `cfg`'s guest.
+pub fn time_limit(cfg: &GuestConfig) -> Duration {
+    Duration::from_millis(cfg.timeout.unwrap_or(DEFAULT_TIMEOUT_MS))
+}
+
+/// An HTTP guest ready to serve: one pre-instantiated component and its limits.
 pub struct Guest {
     name: String,
     pre: ProxyPre<HostState>,
-    max_memory: usize,
+    cfg: GuestConfig,
     timeout: Duration,
+    instances: Arc<Semaphore>,
 }
 
 impl Guest {
@@ -36,26 +90,12 @@ impl Guest {
         path: &Path,
         refs: &References,
     ) -> Result<Guest, WasmError> {
-        let bytes = std::fs::read(path).map_err(|source| WasmError::Read {
-            guest: cfg.name.clone(),
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let component = Component::new(engine, &bytes).map_err(|e| WasmError::Compile {
-            guest: cfg.name.clone(),
-            path: path.to_path_buf(),
-            message: format!("{e:#}"),
-        })?;
+        let component = compile(engine, cfg, path)?;
+        let linker = linker_for(engine, &component, cfg, refs)?;
         let bind_err = |message: String| WasmError::Bind {
             guest: cfg.name.clone(),
             message,
         };
-        let mut linker = Linker::new(engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| bind_err(format!("{e:#}")))?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-            .map_err(|e| bind_err(format!("{e:#}")))?;
-        bind_imports(engine, &mut linker, &component, &cfg.references, refs).map_err(bind_err)?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| bind_err(format!("{e:#}")))?;
@@ -67,8 +107,11 @@ impl Guest {
         Ok(Guest {
             name: cfg.name.clone(),
             pre,
-            max_memory: (cfg.max_memory_mib.unwrap_or(DEFAULT_MAX_MEMORY_MIB) as usize) << 20,
-            timeout: Duration::from_millis(cfg.timeout.unwrap_or(DEFAULT_TIMEOUT_MS)),
+            cfg: cfg.clone(),
+            timeout: time_limit(cfg),
+            instances: Arc::new(Semaphore::new(
+                cfg.max_instances.unwrap_or(DEFAULT_MAX_INSTANCES),
+            )),
         })
     }
 
@@ -87,13 +130,14 @@ impl Guest {
         &self.pre
     }
 
+    /// A slot for one more running instance, or `None` when `max-instances` are running.
+    pub fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        self.instances.clone().try_acquire_owned().ok()
+    }
+
     /// A fresh store for one request, with the guest's memory and time limits applied.
     pub fn new_store(&self) -> Store<HostState> {
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.max_memory)
-            .trap_on_grow_failure(true)
-            .build();
-        let mut store = Store::new(self.pre.engine(), HostState::new(limits));
+        let mut store = Store::new(self.pre.engine(), HostState::new(store_limits(&self.cfg)));
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(ticks_for(self.timeout));
         store.epoch_deadline_trap();

@@ -93,6 +93,12 @@ async fn run_guest(
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<HyperOutgoingBody>, (StatusCode, String)> {
     let internal = |e: wasmtime::Error| (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"));
+    let Some(permit) = guest.admit() else {
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many requests in flight (max-instances)".to_string(),
+        ));
+    };
     let mut store = guest.new_store();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let req = store
@@ -107,6 +113,8 @@ async fn run_guest(
         .map_err(internal)?;
     let pre = guest.pre().clone();
     let task = tokio::spawn(async move {
+        // Held until the guest is done, including any body it streams after the response.
+        let _permit = permit;
         let proxy = pre.instantiate_async(&mut store).await?;
         proxy
             .wasi_http_incoming_handler()

@@ -3,6 +3,7 @@
 //! knows about sockets to providers; calls go through `reference::Reference::invoke`.
 
 pub mod bind;
+pub mod cli;
 pub mod engine;
 pub mod guest;
 pub mod host;

@@ -1,0 +1,284 @@
+//! The directory of one reference: the current provider invokers and routers, replaced whole
+//! on every registry snapshot (or fixed for direct URLs), and `list`, which routes them for one
+//! invocation. Invokers whose merged URL did not change are reused, so a registry update never
+//! reconnects to an unchanged provider; a removed invoker lives on until its in-flight calls
+//! finish, since they hold it.
+
+pub mod configurator;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use self::configurator::Configurator;
+use crate::router::{route_all, Router};
+use crate::rpc::{Invocation, Invoker, ServiceKey};
+use crate::url::Url;
+
+/// What a directory holds at one moment.
+#[derive(Default)]
+pub struct DirectoryState {
+    /// Enabled providers, as invokers.
+    pub invokers: Vec<Arc<dyn Invoker>>,
+    /// Routers in effect, in priority order.
+    pub routers: Vec<Arc<dyn Router>>,
+}
+
+/// The provider set of one reference.
+pub struct Directory {
+    service: ServiceKey,
+    consumer: Url,
+    state: RwLock<Arc<DirectoryState>>,
+}
+
+impl Directory {
+    /// An empty directory for `service`, called as `consumer`.
+    pub fn new(service: ServiceKey, consumer: Url) -> Self {
+        Directory {
+            service,
+            consumer,
+            state: RwLock::new(Arc::new(DirectoryState::default())),
+        }
+    }
+
+    /// The remote service.
+    pub fn service(&self) -> &ServiceKey {
+        &self.service
+    }
+
+    /// The consumer URL: the reference's settings, as Dubbo keys them.
+    pub fn consumer(&self) -> &Url {
+        &self.consumer
+    }
+
+    /// The current state, cheap to clone and consistent for one call.
+    pub fn state(&self) -> Arc<DirectoryState> {
+        match self.state.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the state (from a registry snapshot or config).
+    pub fn replace(&self, state: DirectoryState) {
+        let state = Arc::new(state);
+        match self.state.write() {
+            Ok(mut s) => *s = state,
+            Err(poisoned) => *poisoned.into_inner() = state,
+        }
+    }
+
+    /// The providers `inv` may go to, after the routers.
+    pub fn list(&self, inv: &Invocation) -> Vec<Arc<dyn Invoker>> {
+        let state = self.state();
+        if state.routers.is_empty() {
+            return state.invokers.clone();
+        }
+        route_all(&state.routers, &state.invokers, &self.consumer, inv)
+    }
+}
+
+/// Provider-side parameters that survive the merge with the consumer's (Dubbo's
+/// `ClusterUtils.mergeUrl` keeps them from the provider).
+const PROVIDER_KEYS: &[&str] = &[
+    "dubbo",
+    "version",
+    "group",
+    "methods",
+    "timestamp",
+    "dubbo.tag",
+    "weight",
+    "warmup",
+];
+
+/// Provider-side parameters that make no sense on the consumer side.
+const PROVIDER_ONLY: &[&str] = &[
+    "threadname",
+    "threadpool",
+    "corethreads",
+    "threads",
+    "queues",
+    "alive",
+    "transporter",
+    "accepts",
+    "side",
+    "category",
+];
+
+/// The URL an invoker uses: the provider's, with the consumer's settings laid over it as Dubbo
+/// merges them (consumer wins, except for what identifies the provider).
+pub fn merge(provider: &Url, consumer: &Url) -> Url {
+    let mut merged = provider.clone();
+    merged
+        .params
+        .retain(|k, _| !PROVIDER_ONLY.contains(&k.as_str()));
+    if let Some(app) = provider.param("application") {
+        merged
+            .params
+            .insert("remote.application".to_string(), app.to_string());
+    }
+    for (k, v) in &consumer.params {
+        if PROVIDER_KEYS.contains(&k.as_str()) && provider.params.contains_key(k) {
+            continue;
+        }
+        if k == "category" || k == "side" {
+            continue;
+        }
+        merged.params.insert(k.clone(), v.clone());
+    }
+    merged
+        .params
+        .insert("check".to_string(), "false".to_string());
+    merged
+}
+
+/// Whether a (configured) provider URL may take calls: `disabled` wins over `enabled`.
+pub fn is_enabled(url: &Url) -> bool {
+    match url.param("disabled") {
+        Some(_) => !url.param_bool("disabled", false),
+        None => url.param_bool("enabled", true),
+    }
+}
+
+/// Whether the consumer speaks the provider's protocol (`protocol` param, default dubbo).
+pub fn protocol_accepted(provider: &Url, consumer: &Url) -> bool {
+    match consumer.param("protocol") {
+        Some(list) => list.split(',').any(|p| p.trim() == provider.protocol),
+        None => provider.protocol == "dubbo",
+    }
+}
+
+/// Builds the directory state for a provider list, reusing invokers whose merged URL is
+/// unchanged (`previous`, keyed by merged URL) so their connections stay; `make` creates the
+/// others. Returns the new state and the new cache.
+pub fn build_state(
+    consumer: &Url,
+    providers: &[Url],
+    configurators: &[Configurator],
+    routers: Vec<Arc<dyn Router>>,
+    previous: &HashMap<String, Arc<dyn Invoker>>,
+    make: &dyn Fn(Url) -> Arc<dyn Invoker>,
+) -> (DirectoryState, HashMap<String, Arc<dyn Invoker>>) {
+    let app = consumer.param("application").unwrap_or_default();
+    let mut cache = HashMap::with_capacity(providers.len());
+    let mut invokers = Vec::with_capacity(providers.len());
+    for provider in providers {
+        if !protocol_accepted(provider, consumer) {
+            tracing::debug!(provider = %provider, "skipping a provider of another protocol");
+            continue;
+        }
+        let mut url = merge(provider, consumer);
+        for c in configurators {
+            c.configure(&mut url, app);
+        }
+        if !is_enabled(&url) {
+            tracing::info!(provider = %url.address(), "provider disabled");
+            continue;
+        }
+        let key = url.to_string();
+        if cache.contains_key(&key) {
+            continue;
+        }
+        let invoker = match previous.get(&key) {
+            Some(existing) => existing.clone(),
+            None => make(url),
+        };
+        invokers.push(invoker.clone());
+        cache.insert(key, invoker);
+    }
+    (DirectoryState { invokers, routers }, cache)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::{BoxFuture, CallStats, RpcError, RpcResult};
+
+    struct Fake {
+        url: Url,
+        stats: CallStats,
+    }
+
+    impl Invoker for Fake {
+        fn url(&self) -> &Url {
+            &self.url
+        }
+        fn is_available(&self) -> bool {
+            true
+        }
+        fn stats(&self) -> &CallStats {
+            &self.stats
+        }
+        fn invoke<'a>(&'a self, _: &'a Invocation) -> BoxFuture<'a, Result<RpcResult, RpcError>> {
+            Box::pin(async { Err(RpcError::Other("fake".into())) })
+        }
+    }
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).expect("valid url")
+    }
+
+    fn make(u: Url) -> Arc<dyn Invoker> {
+        Arc::new(Fake {
+            url: u,
+            stats: CallStats::default(),
+        })
+    }
+
+    fn consumer() -> Url {
+        url("consumer://10.0.0.9/I?application=app&timeout=3000&version=1.0.0&weight=5")
+    }
+
+    #[test]
+    fn consumer_settings_override_the_providers_except_its_identity() {
+        let p = url("dubbo://10.0.0.1:20880/I?timeout=100&version=1.0.0&weight=200&threads=200&application=papp");
+        let m = merge(&p, &consumer());
+        assert_eq!(m.param("timeout"), Some("3000"));
+        assert_eq!(m.param("weight"), Some("200"), "weight is the provider's");
+        assert_eq!(m.param("threads"), None);
+        assert_eq!(m.param("remote.application"), Some("papp"));
+        assert_eq!(m.param("application"), Some("app"));
+    }
+
+    #[test]
+    fn unchanged_providers_keep_their_invoker_and_removed_ones_go() {
+        let a = url("dubbo://10.0.0.1:20880/I?version=1.0.0");
+        let b = url("dubbo://10.0.0.2:20880/I?version=1.0.0");
+        let (s1, c1) = build_state(
+            &consumer(),
+            &[a.clone(), b],
+            &[],
+            vec![],
+            &HashMap::new(),
+            &make,
+        );
+        assert_eq!(s1.invokers.len(), 2);
+        let (s2, c2) = build_state(&consumer(), &[a], &[], vec![], &c1, &make);
+        assert_eq!(s2.invokers.len(), 1);
+        assert!(
+            Arc::ptr_eq(&s1.invokers[0], &s2.invokers[0]),
+            "same URL, same invoker"
+        );
+        assert_eq!(c2.len(), 1);
+    }
+
+    #[test]
+    fn disabled_and_foreign_protocol_providers_are_left_out() {
+        let rules = configurator::from_urls(&[url("override://10.0.0.1:20880/I?disabled=true")]);
+        let providers = [
+            url("dubbo://10.0.0.1:20880/I"),
+            url("dubbo://10.0.0.2:20880/I?enabled=false"),
+            url("tri://10.0.0.3:50051/I"),
+            url("dubbo://10.0.0.4:20880/I"),
+        ];
+        let (s, _) = build_state(
+            &consumer(),
+            &providers,
+            &rules,
+            vec![],
+            &HashMap::new(),
+            &make,
+        );
+        let hosts: Vec<&str> = s.invokers.iter().map(|i| i.url().host.as_str()).collect();
+        assert_eq!(hosts, vec!["10.0.0.4"]);
+    }
+}

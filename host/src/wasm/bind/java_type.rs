@@ -1,0 +1,479 @@
+//! The Java side of WIT value types, and conversions between guest values (`Val`) and Hessian2
+//! values, directly (no JSON in between). A mapping is built once per function at load; a call
+//! only walks values.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use wasmtime::component::{Type, Val};
+
+use crate::protocol::hessian2::{ref_table, ClassDef, List, Object, Value};
+
+/// How deep converted values may nest; deeper (or cyclic, through back-references) values are
+/// refused instead of exhausting the stack.
+const MAX_DEPTH: usize = 64;
+
+/// Java side of one WIT value type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JavaType {
+    String,
+    Boolean,
+    Byte,
+    Short,
+    Int,
+    Long,
+    Float,
+    Double,
+    Char,
+    /// `list<u8>` as `byte[]`.
+    Bytes,
+    /// `option<T>`: the nullable boxed form of `T`.
+    Nullable(Box<JavaType>),
+    /// `list<T>` as `java.util.List`.
+    List(Box<JavaType>),
+    /// `record` as a Java class (a POJO).
+    Record(Arc<RecordMapping>),
+    /// `enum` as a Java enum.
+    Enum(Arc<EnumMapping>),
+}
+
+/// A WIT record bound to a Java class.
+#[derive(Debug, PartialEq)]
+pub struct RecordMapping {
+    /// Java class name and Java field names (lowerCamelCase of the WIT field names), in WIT
+    /// order; shared by every object written, so the encoder reuses one class definition.
+    pub class: Arc<ClassDef>,
+    /// WIT field names, in order.
+    pub wit_fields: Vec<String>,
+    pub types: Vec<JavaType>,
+}
+
+/// A WIT enum bound to a Java enum.
+#[derive(Debug, PartialEq)]
+pub struct EnumMapping {
+    pub class: String,
+    /// WIT case names, in order.
+    pub wit_names: Vec<String>,
+    /// Java constant names (`dark-red` → `DARK_RED`), in the same order.
+    pub java_names: Vec<String>,
+}
+
+/// What mapping a WIT type needs to know: the names of the interface's types and where their
+/// Java classes live.
+pub struct TypeNames<'a> {
+    /// The interface's named types (`user` → its type).
+    pub named: &'a [(String, Type)],
+    /// Java package of the interface, for default class names (`org.x` → `org.x.User`).
+    pub java_package: &'a str,
+    /// Explicit classes by WIT type name (`[reference.java-types]`).
+    pub java_types: &'a BTreeMap<String, String>,
+}
+
+impl TypeNames<'_> {
+    fn name_of(&self, ty: &Type) -> Option<&str> {
+        self.named
+            .iter()
+            .find(|(_, t)| t == ty)
+            .map(|(n, _)| n.as_str())
+    }
+
+    fn class_for(&self, ty: &Type, what: &str) -> Result<String, String> {
+        let Some(name) = self.name_of(ty) else {
+            return Err(format!(
+                "an anonymous {what} has no Java class: declare it as a named type in the interface"
+            ));
+        };
+        if let Some(class) = self.java_types.get(name) {
+            return Ok(class.clone());
+        }
+        let simple = upper_camel(name);
+        Ok(if self.java_package.is_empty() {
+            simple
+        } else {
+            format!("{}.{simple}", self.java_package)
+        })
+    }
+}
+
+/// kebab-case to lowerCamelCase (`get-user-by-id` → `getUserById`).
+pub fn lower_camel(wit: &str) -> String {
+    let mut out = String::with_capacity(wit.len());
+    let mut upper = false;
+    for c in wit.chars() {
+        if c == '-' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// kebab-case to UpperCamelCase (`user-info` → `UserInfo`).
+pub fn upper_camel(wit: &str) -> String {
+    let lower = lower_camel(wit);
+    let mut chars = lower.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => lower,
+    }
+}
+
+/// kebab-case to SCREAMING_SNAKE_CASE (`dark-red` → `DARK_RED`), Java's enum constant style.
+pub fn screaming_snake(wit: &str) -> String {
+    wit.replace('-', "_").to_uppercase()
+}
+
+/// The Java type name of a mapping, for messages and descriptors.
+pub fn describe(t: &JavaType) -> String {
+    match t {
+        JavaType::String => "java.lang.String".into(),
+        JavaType::Boolean => "boolean".into(),
+        JavaType::Byte => "byte".into(),
+        JavaType::Short => "short".into(),
+        JavaType::Int => "int".into(),
+        JavaType::Long => "long".into(),
+        JavaType::Float => "float".into(),
+        JavaType::Double => "double".into(),
+        JavaType::Char => "char".into(),
+        JavaType::Bytes => "byte[]".into(),
+        JavaType::Nullable(inner) => match boxed(inner) {
+            Some(b) => b
+                .replace('/', ".")
+                .trim_start_matches('L')
+                .trim_end_matches(';')
+                .to_string(),
+            None => describe(inner),
+        },
+        JavaType::List(inner) => format!("java.util.List<{}>", describe(inner)),
+        JavaType::Record(r) => r.class.name.clone(),
+        JavaType::Enum(e) => e.class.clone(),
+    }
+}
+
+fn boxed(t: &JavaType) -> Option<&'static str> {
+    Some(match t {
+        JavaType::Boolean => "Ljava/lang/Boolean;",
+        JavaType::Byte => "Ljava/lang/Byte;",
+        JavaType::Short => "Ljava/lang/Short;",
+        JavaType::Int => "Ljava/lang/Integer;",
+        JavaType::Long => "Ljava/lang/Long;",
+        JavaType::Float => "Ljava/lang/Float;",
+        JavaType::Double => "Ljava/lang/Double;",
+        JavaType::Char => "Ljava/lang/Character;",
+        _ => return None,
+    })
+}
+
+fn wit_type_name(ty: &Type) -> &'static str {
+    match ty {
+        Type::Tuple(_) => "tuple",
+        Type::Variant(_) => "variant",
+        Type::Result(_) => "result",
+        Type::Flags(_) => "flags",
+        Type::Map(_) => "map",
+        Type::FixedLengthList(_) => "fixed-length list",
+        Type::Own(_) | Type::Borrow(_) => "resource",
+        Type::Future(_) | Type::Stream(_) | Type::ErrorContext => "async type",
+        _ => "this type",
+    }
+}
+
+impl JavaType {
+    /// Maps a WIT type, or says why it cannot be mapped.
+    pub fn from_wit(ty: &Type, names: &TypeNames<'_>) -> Result<JavaType, String> {
+        Ok(match ty {
+            Type::String => JavaType::String,
+            Type::Bool => JavaType::Boolean,
+            Type::S8 => JavaType::Byte,
+            Type::S16 => JavaType::Short,
+            Type::S32 => JavaType::Int,
+            Type::S64 => JavaType::Long,
+            Type::Float32 => JavaType::Float,
+            Type::Float64 => JavaType::Double,
+            Type::Char => JavaType::Char,
+            Type::List(l) if l.ty() == Type::U8 => JavaType::Bytes,
+            Type::List(l) => JavaType::List(Box::new(JavaType::from_wit(&l.ty(), names)?)),
+            Type::Option(o) => match JavaType::from_wit(&o.ty(), names)? {
+                JavaType::Nullable(_) => {
+                    return Err("option<option<..>> has no Java type".into())
+                }
+                inner => JavaType::Nullable(Box::new(inner)),
+            },
+            Type::Record(r) => {
+                let class_name = names.class_for(ty, "record")?;
+                let mut wit_fields = Vec::new();
+                let mut java_fields = Vec::new();
+                let mut types = Vec::new();
+                for f in r.fields() {
+                    let t = JavaType::from_wit(&f.ty, names)
+                        .map_err(|e| format!("field `{}` of {class_name}: {e}", f.name))?;
+                    wit_fields.push(f.name.to_string());
+                    java_fields.push(lower_camel(f.name));
+                    types.push(t);
+                }
+                JavaType::Record(Arc::new(RecordMapping {
+                    class: Arc::new(ClassDef {
+                        name: class_name,
+                        fields: java_fields,
+                    }),
+                    wit_fields,
+                    types,
+                }))
+            }
+            Type::Enum(e) => {
+                let class = names.class_for(ty, "enum")?;
+                let wit_names: Vec<String> = e.names().map(str::to_string).collect();
+                let java_names = wit_names.iter().map(|n| screaming_snake(n)).collect();
+                JavaType::Enum(Arc::new(EnumMapping {
+                    class,
+                    wit_names,
+                    java_names,
+                }))
+            }
+            Type::U8 | Type::U16 | Type::U32 | Type::U64 => {
+                return Err("unsigned integers have no Java type: use s8/s16/s32/s64".into())
+            }
+            other => {
+                return Err(format!(
+                    "a {} has no Java type yet: use string, bool, s8..s64, f32, f64, char, list, option, record or enum",
+                    wit_type_name(other)
+                ))
+            }
+        })
+    }
+
+    /// The JVM descriptor (`Ljava/lang/String;`, `I`, `[B`, `Lorg/x/User;`, ...).
+    pub fn descriptor(&self) -> String {
+        match self {
+            JavaType::String => "Ljava/lang/String;".into(),
+            JavaType::Boolean => "Z".into(),
+            JavaType::Byte => "B".into(),
+            JavaType::Short => "S".into(),
+            JavaType::Int => "I".into(),
+            JavaType::Long => "J".into(),
+            JavaType::Float => "F".into(),
+            JavaType::Double => "D".into(),
+            JavaType::Char => "C".into(),
+            JavaType::Bytes => "[B".into(),
+            JavaType::Nullable(inner) => match boxed(inner) {
+                Some(b) => b.into(),
+                None => inner.descriptor(),
+            },
+            JavaType::List(_) => "Ljava/util/List;".into(),
+            JavaType::Record(r) => format!("L{};", r.class.name.replace('.', "/")),
+            JavaType::Enum(e) => format!("L{};", e.class.replace('.', "/")),
+        }
+    }
+
+    /// Converts a guest value to Hessian, as Java would serialize the same argument.
+    pub fn to_hessian(&self, v: &Val) -> Result<Value, String> {
+        Ok(match (self, v) {
+            (JavaType::String, Val::String(s)) => Value::String(s.clone()),
+            (JavaType::Boolean, Val::Bool(b)) => Value::Bool(*b),
+            (JavaType::Byte, Val::S8(i)) => Value::Int(i32::from(*i)),
+            (JavaType::Short, Val::S16(i)) => Value::Int(i32::from(*i)),
+            (JavaType::Int, Val::S32(i)) => Value::Int(*i),
+            (JavaType::Long, Val::S64(i)) => Value::Long(*i),
+            (JavaType::Float, Val::Float32(f)) => Value::Double(f64::from(*f)),
+            (JavaType::Double, Val::Float64(f)) => Value::Double(*f),
+            (JavaType::Char, Val::Char(c)) => Value::String(c.to_string()),
+            (JavaType::Bytes, Val::List(items)) => Value::Binary(
+                items
+                    .iter()
+                    .map(|i| match i {
+                        Val::U8(b) => Ok(*b),
+                        other => Err(format!("expected u8 in list<u8>, got {other:?}")),
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            (JavaType::Nullable(_), Val::Option(None)) => Value::Null,
+            (JavaType::Nullable(inner), Val::Option(Some(v))) => inner.to_hessian(v)?,
+            (JavaType::List(inner), Val::List(items)) => Value::List(List::typed(
+                "java.util.ArrayList",
+                items
+                    .iter()
+                    .map(|i| inner.to_hessian(i))
+                    .collect::<Result<_, _>>()?,
+            )),
+            (JavaType::Record(r), Val::Record(fields)) => {
+                let mut values = Vec::with_capacity(r.types.len());
+                for ((name, t), (_, v)) in r.wit_fields.iter().zip(&r.types).zip(fields) {
+                    values.push(t.to_hessian(v).map_err(|e| format!("{name}: {e}"))?);
+                }
+                Value::Object(Object {
+                    class: r.class.clone(),
+                    values,
+                })
+            }
+            (JavaType::Enum(e), Val::Enum(case)) => {
+                let i = e
+                    .wit_names
+                    .iter()
+                    .position(|n| n == case)
+                    .ok_or_else(|| format!("unknown case `{case}` of {}", e.class))?;
+                Value::Object(Object::new(
+                    e.class.as_str(),
+                    vec![("name".to_string(), Value::String(e.java_names[i].clone()))],
+                ))
+            }
+            (t, v) => return Err(format!("cannot pass {v:?} as Java {}", describe(t))),
+        })
+    }
+
+    /// Converts a decoded reply to the guest's type, refusing what does not fit. `roots` are
+    /// the top-level values of the reply, against which back-references resolve.
+    pub fn to_wit(&self, v: &Value, roots: &Refs<'_>) -> Result<Val, String> {
+        self.to_wit_at(v, roots, 0)
+    }
+
+    fn to_wit_at(&self, v: &Value, refs: &Refs<'_>, depth: usize) -> Result<Val, String> {
+        if depth > MAX_DEPTH {
+            return Err(format!(
+                "the reply nests deeper than {MAX_DEPTH} levels (or refers to itself)"
+            ));
+        }
+        let v = refs.resolve(v)?;
+        let int = |v: &Value| match v {
+            Value::Int(i) => Some(i64::from(*i)),
+            Value::Long(l) => Some(*l),
+            _ => None,
+        };
+        let fits = |what: &str| {
+            format!(
+                "the provider returned {}, which does not fit {what}",
+                v.type_name_for_display()
+            )
+        };
+        Ok(match self {
+            JavaType::Nullable(_) if v.is_null() => Val::Option(None),
+            JavaType::Nullable(inner) => {
+                Val::Option(Some(Box::new(inner.to_wit_at(v, refs, depth + 1)?)))
+            }
+            _ if v.is_null() => {
+                return Err(format!(
+                    "the provider returned null for {}: declare the WIT type as option<..>",
+                    describe(self)
+                ))
+            }
+            JavaType::String => match v {
+                Value::String(s) => Val::String(s.clone()),
+                _ => return Err(fits("string")),
+            },
+            JavaType::Boolean => match v {
+                Value::Bool(b) => Val::Bool(*b),
+                _ => return Err(fits("bool")),
+            },
+            JavaType::Byte => Val::S8(
+                int(v)
+                    .and_then(|i| i8::try_from(i).ok())
+                    .ok_or_else(|| fits("s8"))?,
+            ),
+            JavaType::Short => Val::S16(
+                int(v)
+                    .and_then(|i| i16::try_from(i).ok())
+                    .ok_or_else(|| fits("s16"))?,
+            ),
+            JavaType::Int => Val::S32(
+                int(v)
+                    .and_then(|i| i32::try_from(i).ok())
+                    .ok_or_else(|| fits("s32"))?,
+            ),
+            JavaType::Long => Val::S64(int(v).ok_or_else(|| fits("s64"))?),
+            JavaType::Float => match v {
+                Value::Double(d) => Val::Float32(*d as f32),
+                Value::Int(i) => Val::Float32(*i as f32),
+                _ => return Err(fits("f32")),
+            },
+            JavaType::Double => match v {
+                Value::Double(d) => Val::Float64(*d),
+                Value::Int(i) => Val::Float64(f64::from(*i)),
+                _ => return Err(fits("f64")),
+            },
+            JavaType::Char => match v {
+                Value::String(s) if s.chars().count() == 1 => {
+                    Val::Char(s.chars().next().ok_or_else(|| fits("char"))?)
+                }
+                _ => return Err(fits("char")),
+            },
+            JavaType::Bytes => match v {
+                Value::Binary(b) => Val::List(b.iter().map(|b| Val::U8(*b)).collect()),
+                _ => return Err(fits("list<u8>")),
+            },
+            JavaType::List(inner) => match v {
+                Value::List(l) => Val::List(
+                    l.items
+                        .iter()
+                        .map(|i| inner.to_wit_at(i, refs, depth + 1))
+                        .collect::<Result<_, _>>()?,
+                ),
+                _ => return Err(fits("list")),
+            },
+            JavaType::Record(r) => {
+                let mut fields = Vec::with_capacity(r.types.len());
+                for ((wit, java), t) in r.wit_fields.iter().zip(&r.class.fields).zip(&r.types) {
+                    let found = match v {
+                        Value::Object(o) => o.get(java),
+                        Value::Map(m) => m.get_str(java),
+                        _ => return Err(fits(&r.class.name)),
+                    };
+                    let val = match found {
+                        Some(fv) => t.to_wit_at(fv, refs, depth + 1),
+                        None if matches!(t, JavaType::Nullable(_)) => Ok(Val::Option(None)),
+                        None => Err(format!("the reply has no field `{java}`")),
+                    }
+                    .map_err(|e| format!("{}.{java}: {e}", r.class.name))?;
+                    fields.push((wit.clone(), val));
+                }
+                Val::Record(fields)
+            }
+            JavaType::Enum(e) => {
+                let constant = match v {
+                    Value::Object(o) => o.get("name").and_then(Value::as_str),
+                    Value::String(s) => Some(s.as_str()),
+                    _ => None,
+                }
+                .ok_or_else(|| fits(&e.class))?;
+                let i = e
+                    .java_names
+                    .iter()
+                    .position(|n| n == constant)
+                    .ok_or_else(|| {
+                        format!("{} has no constant {constant} in the WIT enum", e.class)
+                    })?;
+                Val::Enum(e.wit_names[i].clone())
+            }
+        })
+    }
+}
+
+/// Back-reference resolution for one reply, built only when a reference is met.
+pub struct Refs<'a> {
+    roots: &'a [Value],
+    table: OnceLock<Vec<&'a Value>>,
+}
+
+impl<'a> Refs<'a> {
+    /// Resolution against the top-level values of one Hessian stream.
+    pub fn new(roots: &'a [Value]) -> Self {
+        Refs {
+            roots,
+            table: OnceLock::new(),
+        }
+    }
+
+    fn resolve<'v>(&'v self, v: &'v Value) -> Result<&'v Value, String> {
+        match v {
+            Value::Ref(n) => self
+                .table
+                .get_or_init(|| ref_table(self.roots))
+                .get(*n as usize)
+                .copied()
+                .ok_or_else(|| format!("back-reference {n} points nowhere")),
+            other => Ok(other),
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! Dynamic binding of a guest's imports: every non-WASI interface the guest imports is matched
+//! to a configured reference by its `wit` name, and each of its functions is defined with
+//! Wasmtime's dynamic component API. The per-function plan (Java method name, JVM descriptor,
+//! value mappings) is built once at load; a call only converts values and invokes. The host's
+//! own package `dubbo:host` adds `types`, `context` (attachments) and `generic` (`$invoke`
+//! with JSON).
+
+mod java_type;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use wasmtime::component::types::{ComponentFunc, ComponentItem};
+use wasmtime::component::{Component, Linker, LinkerInstance, Type, Val};
+use wasmtime::{Engine, StoreContextMut};
+
+pub use java_type::{lower_camel as java_method_name, JavaType, Refs, TypeNames};
+
+use super::host::HostState;
+use crate::generic;
+use crate::protocol::hessian2::Value;
+use crate::reference::{Reference, References};
+use crate::rpc::{Invocation, RpcError, RpcResult};
+
+/// The WIT package of the host's own interfaces.
+const HOST_PACKAGE: &str = "dubbo:host/";
+
+/// The cases of `dubbo:host/types.rpc-error`, which every Dubbo function's error must be.
+const RPC_ERROR_CASES: [&str; 8] = [
+    "timeout",
+    "no-provider",
+    "network",
+    "biz-exception",
+    "forbidden",
+    "serialization",
+    "limit-exceeded",
+    "other",
+];
+
+/// Whether a guest's import name (`pkg:name/iface@1.0.0`) is the interface a reference's
+/// `wit` names; a version in `wit` must match, a missing one matches any.
+pub fn interface_matches(import: &str, wit: &str) -> bool {
+    let (import_base, import_version) = import.split_once('@').unwrap_or((import, ""));
+    match wit.split_once('@') {
+        Some((base, version)) => base == import_base && version == import_version,
+        None => wit == import_base,
+    }
+}
+
+/// Everything needed to run one imported function, computed at load.
+struct FunctionPlan {
+    reference: Arc<Reference>,
+    method: Arc<str>,
+    descriptor: Arc<str>,
+    params: Vec<JavaType>,
+    /// `None` for a void method (`result<_, rpc-error>`).
+    result: Option<JavaType>,
+}
+
+impl FunctionPlan {
+    fn new(
+        reference: Arc<Reference>,
+        wit_name: &str,
+        func: &ComponentFunc,
+        names: &TypeNames<'_>,
+    ) -> Result<Self, String> {
+        let settings = reference.method_settings(wit_name);
+        let explicit = settings.and_then(|m| m.parameter_types.as_ref());
+        let mut params = Vec::new();
+        let mut descriptor = String::new();
+        for (i, (name, ty)) in func.params().enumerate() {
+            let java =
+                JavaType::from_wit(&ty, names).map_err(|e| format!("parameter `{name}`: {e}"))?;
+            match explicit.and_then(|t| t.get(i)) {
+                Some(java_name) => descriptor.push_str(
+                    &generic::java_descriptor(java_name)
+                        .map_err(|e| format!("parameter `{name}`: {e}"))?,
+                ),
+                None => descriptor.push_str(&java.descriptor()),
+            }
+            params.push(java);
+        }
+        if let Some(types) = explicit {
+            if types.len() != params.len() {
+                return Err(format!(
+                    "`parameter-types` lists {} types for {} parameters",
+                    types.len(),
+                    params.len()
+                ));
+            }
+        }
+        let mut results = func.results();
+        let (Some(Type::Result(r)), None) = (results.next(), results.next()) else {
+            return Err(
+                "must return result<T, rpc-error> (or result<_, rpc-error> for void)".into(),
+            );
+        };
+        if !is_rpc_error(r.err().as_ref()) {
+            return Err(
+                "the error type must be `rpc-error` from dubbo:host/types@0.1.0 (use dubbo:host/types@0.1.0.{rpc-error})".into(),
+            );
+        }
+        let result = match r.ok() {
+            None => None,
+            Some(t) => Some(JavaType::from_wit(&t, names).map_err(|e| format!("result: {e}"))?),
+        };
+        let method = settings
+            .and_then(|m| m.java_name.clone())
+            .unwrap_or_else(|| java_method_name(wit_name));
+        Ok(FunctionPlan {
+            reference,
+            method: method.into(),
+            descriptor: descriptor.into(),
+            params,
+            result,
+        })
+    }
+
+    async fn call(
+        &self,
+        args: &[Val],
+        attachments: Vec<(String, String)>,
+    ) -> (Val, Vec<(String, Value)>) {
+        let converted: Result<Vec<Value>, String> = self
+            .params
+            .iter()
+            .zip(args)
+            .map(|(t, v)| t.to_hessian(v))
+            .collect();
+        let args = match converted {
+            Ok(a) => a,
+            Err(e) => return (rpc_error_val(&RpcError::Serialization(e)), Vec::new()),
+        };
+        let inv = Invocation {
+            method: self.method.clone(),
+            parameter_types: self.descriptor.clone(),
+            args,
+            attachments,
+        };
+        match self.reference.invoke(&inv).await {
+            Ok(RpcResult { value, attachments }) => {
+                let out = match &self.result {
+                    None => Val::Result(Ok(None)),
+                    Some(t) => match t.to_wit(&value, &Refs::new(std::slice::from_ref(&value))) {
+                        Ok(v) => Val::Result(Ok(Some(Box::new(v)))),
+                        Err(e) => rpc_error_val(&RpcError::Serialization(format!(
+                            "{}.{}: {e}",
+                            self.reference.service(),
+                            self.method
+                        ))),
+                    },
+                };
+                (out, attachments)
+            }
+            Err(e) => (rpc_error_val(&e), Vec::new()),
+        }
+    }
+}
+
+fn is_rpc_error(ty: Option<&Type>) -> bool {
+    matches!(ty, Some(Type::Variant(v)) if v.cases().map(|c| c.name).eq(RPC_ERROR_CASES))
+}
+
+/// The guest-side value of `err(rpc-error)` for `e`.
+pub fn rpc_error_val(e: &RpcError) -> Val {
+    let payload = match e {
+        RpcError::BizException {
+            class_name,
+            message,
+        } => Val::Record(vec![
+            ("class-name".to_string(), Val::String(class_name.clone())),
+            ("message".to_string(), Val::String(message.clone())),
+        ]),
+        RpcError::Timeout(m)
+        | RpcError::NoProvider(m)
+        | RpcError::Network(m)
+        | RpcError::Forbidden(m)
+        | RpcError::Serialization(m)
+        | RpcError::LimitExceeded(m)
+        | RpcError::Other(m) => Val::String(m.clone()),
+    };
+    Val::Result(Err(Some(Box::new(Val::Variant(
+        e.kind().to_string(),
+        Some(Box::new(payload)),
+    )))))
+}
+
+/// Reply attachments as strings, the form `context.attachment` hands out.
+fn stringify(attachments: Vec<(String, Value)>) -> Vec<(String, String)> {
+    attachments
+        .into_iter()
+        .filter_map(|(k, v)| match v {
+            Value::String(s) => Some((k, s)),
+            Value::Int(i) => Some((k, i.to_string())),
+            Value::Long(l) => Some((k, l.to_string())),
+            Value::Bool(b) => Some((k, b.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Defines every non-WASI import of `component` in `linker`, bound to the references the guest
+/// is `granted`. Returns a message naming the import, function, types and the fix when one
+/// cannot be bound.
+pub fn bind_imports(
+    engine: &Engine,
+    linker: &mut Linker<HostState>,
+    component: &Component,
+    granted: &[String],
+    refs: &References,
+) -> Result<(), String> {
+    let ty = component.component_type();
+    for (name, ext) in ty.imports(engine) {
+        if name.starts_with("wasi:") {
+            continue;
+        }
+        let ComponentItem::ComponentInstance(inst) = ext.ty else {
+            return Err(format!(
+                "imports `{name}`, which is not an interface; only interfaces can be bound"
+            ));
+        };
+        let mut funcs = Vec::new();
+        let mut named = Vec::new();
+        for (n, e) in inst.exports(engine) {
+            match e.ty {
+                ComponentItem::ComponentFunc(f) => funcs.push((n.to_string(), f)),
+                ComponentItem::Type(t) => named.push((n.to_string(), t)),
+                _ => {}
+            }
+        }
+        let base = name.split_once('@').map_or(name, |(b, _)| b);
+        if let Some(host_iface) = base.strip_prefix(HOST_PACKAGE) {
+            let mut instance = linker.instance(name).map_err(|e| format!("{e:#}"))?;
+            match host_iface {
+                "types" => {}
+                "context" => define_context(&mut instance, &funcs, name)?,
+                "generic" => define_generic(&mut instance, &funcs, name, granted, refs)?,
+                other => {
+                    return Err(format!(
+                        "imports `{name}`: this host has no interface `{other}` in dubbo:host (it has types, context, generic)"
+                    ))
+                }
+            }
+            continue;
+        }
+        let Some(reference) = refs
+            .iter()
+            .find(|r| r.wit().is_some_and(|w| interface_matches(name, w)))
+        else {
+            return Err(format!(
+                "imports `{name}`, which no reference provides\n  fix: add wit = \"{base}\" to the [[reference]] of that Dubbo interface and list its id in this guest's `references`"
+            ));
+        };
+        if !granted.iter().any(|g| g == reference.id()) {
+            return Err(format!(
+                "imports `{name}` (reference `{}`), which this guest is not granted\n  fix: add \"{}\" to this guest's `references`",
+                reference.id(),
+                reference.id()
+            ));
+        }
+        let package = reference
+            .service()
+            .interface
+            .rsplit_once('.')
+            .map_or("", |(p, _)| p)
+            .to_string();
+        let names = TypeNames {
+            named: &named,
+            java_package: &package,
+            java_types: reference.java_types(),
+        };
+        let mut instance = linker.instance(name).map_err(|e| format!("{e:#}"))?;
+        for (fname, fty) in funcs {
+            let plan = FunctionPlan::new(reference.clone(), &fname, &fty, &names).map_err(|e| {
+                format!(
+                    "`{name}` function `{fname}` cannot be bound to {}: {e}",
+                    reference.service()
+                )
+            })?;
+            let plan = Arc::new(plan);
+            instance
+                .func_new_async(
+                    &fname,
+                    move |mut store: StoreContextMut<'_, HostState>, _ty, params, results| {
+                        let plan = plan.clone();
+                        Box::new(async move {
+                            let outgoing = store.data().attachments_out.clone();
+                            let (out, reply) = plan.call(params, outgoing).await;
+                            store.data_mut().attachments_in = stringify(reply);
+                            if let Some(slot) = results.first_mut() {
+                                *slot = out;
+                            }
+                            Ok(())
+                        })
+                    },
+                )
+                .map_err(|e| format!("cannot define `{name}#{fname}`: {e:#}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn expect_funcs(
+    funcs: &[(String, ComponentFunc)],
+    iface: &str,
+    known: &[&str],
+) -> Result<(), String> {
+    for (f, _) in funcs {
+        if !known.contains(&f.as_str()) {
+            return Err(format!(
+                "imports `{iface}` function `{f}`, which this host does not provide (it has: {})",
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn define_context(
+    instance: &mut LinkerInstance<'_, HostState>,
+    funcs: &[(String, ComponentFunc)],
+    iface: &str,
+) -> Result<(), String> {
+    expect_funcs(funcs, iface, &["set-attachment", "attachment"])?;
+    let err = |e: wasmtime::Error| format!("cannot define `{iface}`: {e:#}");
+    instance
+        .func_new("set-attachment", |mut store, _ty, params, _results| {
+            if let [Val::String(k), Val::String(v)] = params {
+                let out = &mut store.data_mut().attachments_out;
+                match out.iter_mut().find(|(ek, _)| ek == k) {
+                    Some(slot) => slot.1 = v.clone(),
+                    None => out.push((k.clone(), v.clone())),
+                }
+            }
+            Ok(())
+        })
+        .map_err(err)?;
+    instance
+        .func_new("attachment", |store, _ty, params, results| {
+            let found = match params {
+                [Val::String(k)] => store
+                    .data()
+                    .attachments_in
+                    .iter()
+                    .find(|(ek, _)| ek == k)
+                    .map(|(_, v)| Box::new(Val::String(v.clone()))),
+                _ => None,
+            };
+            if let Some(slot) = results.first_mut() {
+                *slot = Val::Option(found);
+            }
+            Ok(())
+        })
+        .map_err(err)?;
+    Ok(())
+}
+
+fn define_generic(
+    instance: &mut LinkerInstance<'_, HostState>,
+    funcs: &[(String, ComponentFunc)],
+    iface: &str,
+    granted: &[String],
+    refs: &References,
+) -> Result<(), String> {
+    expect_funcs(funcs, iface, &["invoke"])?;
+    let allowed: Arc<HashMap<String, Arc<Reference>>> = Arc::new(
+        granted
+            .iter()
+            .filter_map(|id| Some((id.clone(), refs.get(id)?.clone())))
+            .collect(),
+    );
+    instance
+        .func_new_async(
+            "invoke",
+            move |mut store: StoreContextMut<'_, HostState>, _ty, params, results| {
+                let allowed = allowed.clone();
+                Box::new(async move {
+                    let outgoing = store.data().attachments_out.clone();
+                    let (out, reply) = generic_invoke(&allowed, params, outgoing).await;
+                    store.data_mut().attachments_in = stringify(reply);
+                    if let Some(slot) = results.first_mut() {
+                        *slot = out;
+                    }
+                    Ok(())
+                })
+            },
+        )
+        .map_err(|e| format!("cannot define `{iface}#invoke`: {e:#}"))
+}
+
+/// `generic.invoke(reference, method, parameter-types, args-json)`: Dubbo's `$invoke` with
+/// JSON, limited to the references the guest is granted.
+async fn generic_invoke(
+    allowed: &HashMap<String, Arc<Reference>>,
+    params: &[Val],
+    attachments: Vec<(String, String)>,
+) -> (Val, Vec<(String, Value)>) {
+    let fail = |e: RpcError| (rpc_error_val(&e), Vec::new());
+    let [Val::String(reference), Val::String(method), Val::List(types), Val::String(args_json)] =
+        params
+    else {
+        return fail(RpcError::Other(
+            "generic.invoke called with unexpected argument types".into(),
+        ));
+    };
+    let Some(reference) = allowed.get(reference) else {
+        return fail(RpcError::Forbidden(format!(
+            "reference `{reference}` is not granted to this guest (add it to the guest's `references`)"
+        )));
+    };
+    let types: Vec<String> = types
+        .iter()
+        .filter_map(|t| match t {
+            Val::String(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    let args: Vec<serde_json::Value> = match serde_json::from_str(args_json) {
+        Ok(serde_json::Value::Array(a)) => a,
+        Ok(_) => {
+            return fail(RpcError::Serialization(
+                "args-json must be a JSON array".into(),
+            ))
+        }
+        Err(e) => {
+            return fail(RpcError::Serialization(format!(
+                "args-json is not JSON: {e}"
+            )))
+        }
+    };
+    let mut inv = match generic::invocation(method, &types, &args) {
+        Ok(inv) => inv,
+        Err(e) => return fail(RpcError::Serialization(e.to_string())),
+    };
+    inv.attachments = attachments;
+    match reference.invoke(&inv).await {
+        Ok(RpcResult { value, attachments }) => {
+            let json = generic::hessian_to_json(&value, std::slice::from_ref(&value));
+            (
+                Val::Result(Ok(Some(Box::new(Val::String(json.to_string()))))),
+                attachments,
+            )
+        }
+        Err(e) => fail(e),
+    }
+}
+
+#[cfg(test)]
+mod tests;
