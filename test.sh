@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
-# The test suite, as CI runs it (.ci/run calls exactly this): builds the example guests for
-# wasm32-wasip2 and the workspace once (debug), then runs every test.
+# The test suite, as CI runs it (.ci/run calls exactly this): installs what the tests need
+# (wasm32-wasip2, ZooKeeper, componentize-py), builds the example guests and the workspace once
+# (debug), then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")"
 
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
 rustup target add wasm32-wasip2
+if ! dpkg -s zookeeper >/dev/null 2>&1; then
+  $sudo apt-get update
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y zookeeper
+fi
+python3 -m pip install --quiet componentize-py==0.25.1
+
 (cd guest-examples && cargo build --release --locked --target wasm32-wasip2)
 cargo build --workspace --locked
+# After the host build: it reads wasi:http's WIT from the wasmtime-wasi-http crate's sources.
+guest-examples/hello-py/build.sh
 cargo test --workspace --locked

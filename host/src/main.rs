@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use dubbo_wasm_host::config::{Config, ReferenceConfig, Trigger};
+use dubbo_wasm_host::config::{Config, GuestConfig, ReferenceConfig, Trigger};
 use dubbo_wasm_host::generic;
 use dubbo_wasm_host::protocol::dubbo::ConnectionPool;
 use dubbo_wasm_host::protocol::hessian2::{Map, Value};
@@ -43,6 +43,18 @@ enum Command {
     /// (like Dubbo's telnet `invoke`).
     #[command(after_help = CALL_HELP)]
     Call(Box<CallArgs>),
+    /// Run a `wasi:cli/run` guest once and exit with its exit code.
+    Run {
+        /// The TOML configuration file (references, and the guest's settings if named there).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A [[guest]] name from the config, or the path of a component (which is then
+        /// granted every reference of the config).
+        guest: String,
+        /// Arguments passed to the guest (after `--`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
 }
 
 const CALL_HELP: &str = r#"Without --types, each parameter type is inferred from its JSON argument:
@@ -130,6 +142,11 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve { config } => serve(config).await.map(|()| ExitCode::SUCCESS),
             Command::Call(args) => call(*args).await,
+            Command::Run {
+                config,
+                guest,
+                args,
+            } => run(config, guest, args).await,
         }
     });
     match result {
@@ -363,4 +380,41 @@ async fn build_references(config: &Config) -> anyhow::Result<References> {
         registries.insert(r.id.clone(), registry);
     }
     Ok(References::build(config, &pool, &registries).await?)
+}
+
+/// `run`: one CLI guest, stdout and stderr passed through, its exit code returned.
+async fn run(config_path: PathBuf, guest: String, args: Vec<String>) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&config_path)?;
+    let (cfg, path) = match config.guests.iter().find(|g| g.name == guest) {
+        Some(g) => (g.clone(), config.guest_path(g)),
+        None => {
+            let path = PathBuf::from(&guest);
+            if !path.exists() {
+                let names: Vec<&str> = config.guests.iter().map(|g| g.name.as_str()).collect();
+                bail!(
+                    "`{guest}` is neither a [[guest]] in {} (guests: {}) nor a file\n  fix: name a configured guest or give the path of a .wasm component",
+                    config_path.display(),
+                    names.join(", ")
+                );
+            }
+            let name = path
+                .file_stem()
+                .map_or_else(|| "guest".to_string(), |s| s.to_string_lossy().into_owned());
+            let cfg = GuestConfig {
+                name,
+                path: path.clone(),
+                trigger: Trigger::Cli,
+                route: None,
+                references: config.references.iter().map(|r| r.id.clone()).collect(),
+                max_memory_mib: None,
+                timeout: None,
+                max_instances: None,
+            };
+            (cfg, path)
+        }
+    };
+    let refs = build_references(&config).await?;
+    let engine = new_engine()?;
+    let code = dubbo_wasm_host::wasm::cli::run(&engine, &cfg, &path, &refs, &args).await?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }

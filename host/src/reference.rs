@@ -455,10 +455,12 @@ fn apply(
     dir.replace(state);
 }
 
-/// All references of a host, by id.
+/// All references of a host, by id, and the registry sessions that feed them (kept alive
+/// as long as the references are).
 #[derive(Default, Clone)]
 pub struct References {
     by_id: Arc<HashMap<String, Arc<Reference>>>,
+    registries: Vec<Arc<dyn Registry>>,
 }
 
 impl References {
@@ -507,6 +509,7 @@ impl References {
         }
         Ok(References {
             by_id: Arc::new(by_id),
+            registries: registries.values().cloned().collect(),
         })
     }
 
@@ -518,5 +521,10 @@ impl References {
     /// Every reference, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Reference>> {
         self.by_id.values()
+    }
+
+    /// The registries the references follow.
+    pub fn registries(&self) -> &[Arc<dyn Registry>] {
+        &self.registries
     }
 }

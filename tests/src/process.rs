@@ -38,15 +38,22 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     path
 }
 
-/// The example guest, built by `./test.sh` (see README).
-pub fn hello_guest() -> PathBuf {
-    let path = repo_root().join("guest-examples/target/wasm32-wasip2/release/hello_http.wasm");
+/// An example Rust guest (`hello_http`, `user_api`), built by `./test.sh` (see README).
+pub fn example_guest(name: &str) -> PathBuf {
+    let path = repo_root()
+        .join("guest-examples/target/wasm32-wasip2/release")
+        .join(format!("{name}.wasm"));
     assert!(
         path.exists(),
         "{} is missing: build it with `cargo build --release --target wasm32-wasip2` in guest-examples/ (./test.sh does)",
         path.display()
     );
     path
+}
+
+/// The hello-http example guest.
+pub fn hello_guest() -> PathBuf {
+    example_guest("hello_http")
 }
 
 /// A child process whose stdout lines can be awaited and whose stderr is kept for messages.
