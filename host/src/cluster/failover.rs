@@ -55,16 +55,14 @@ fn with_context(
     inv: &Invocation,
     tried: &[Arc<dyn Invoker>],
 ) -> RpcError {
+    let mut addresses: Vec<String> = tried.iter().map(|t| t.url().address()).collect();
+    addresses.dedup();
     let ctx = format!(
-        "{}.{} failed on {} provider(s) [{}]",
+        "{}.{} failed after {} tries on [{}]",
         dir.service(),
         inv.method,
         tried.len(),
-        tried
-            .iter()
-            .map(|t| t.url().address())
-            .collect::<Vec<_>>()
-            .join(", ")
+        addresses.join(", ")
     );
     match e {
         RpcError::Timeout(m) => RpcError::Timeout(format!("{ctx}; last: {m}")),

@@ -172,7 +172,7 @@ async fn failover_gives_up_after_retries_plus_one_tries_naming_the_providers() {
     match r {
         Err(RpcError::Timeout(m)) => {
             assert!(
-                m.contains("2 provider(s)") && m.contains("10.0.0.1") && m.contains("10.0.0.2"),
+                m.contains("2 tries") && m.contains("10.0.0.1") && m.contains("10.0.0.2"),
                 "{m}"
             )
         }

@@ -8,38 +8,31 @@
 
 use std::sync::Arc;
 
-use super::pick::TieBreak;
-use super::weight::{now_millis, weight};
+use super::pick::lowest_then_weighted;
+use super::weight::now_millis;
+use super::weight_cache::WeightCache;
 use super::LoadBalance;
 use crate::rpc::{Invocation, Invoker};
 use crate::url::Url;
 
 /// Least-active selection.
-#[derive(Debug, Default)]
-pub struct LeastActive;
+#[derive(Default)]
+pub struct LeastActive {
+    weights: WeightCache,
+}
 
 impl LoadBalance for LeastActive {
-    fn select(&self, invokers: &[Arc<dyn Invoker>], _consumer: &Url, inv: &Invocation) -> usize {
+    fn select(&self, invokers: &[Arc<dyn Invoker>], consumer: &Url, inv: &Invocation) -> usize {
         if invokers.len() <= 1 {
             return 0;
         }
+        let weights = self.weights.table(invokers, consumer, &inv.method);
         let now_ms = now_millis();
-        let mut least = u32::MAX;
-        let mut ties = TieBreak::new(0, 0);
-        for (i, invoker) in invokers.iter().enumerate() {
-            let active = invoker.stats().active();
-            if active > least {
-                continue;
-            }
-            let w = weight(invoker.url(), &inv.method, now_ms);
-            if active < least || i == 0 {
-                least = active;
-                ties = TieBreak::new(i, w);
-            } else {
-                ties.offer(i, w);
-            }
-        }
-        ties.chosen()
+        lowest_then_weighted(
+            invokers.len(),
+            |i| invokers[i].stats().active(),
+            |i| weights.weight(i, now_ms),
+        )
     }
 }
 
@@ -58,7 +51,8 @@ mod tests {
             .collect();
         let invokers = as_dyn(&providers);
         let (url, inv) = (consumer(""), invocation(vec![]));
-        let counts = histogram(3, 1_000, || LeastActive.select(&invokers, &url, &inv));
+        let lb = LeastActive::default();
+        let counts = histogram(3, 1_000, || lb.select(&invokers, &url, &inv));
         assert_eq!(counts, vec![0, 1_000, 0]);
         drop(busy);
     }
@@ -70,7 +64,8 @@ mod tests {
         let _busy = providers[2].stats.begin();
         let invokers = as_dyn(&providers);
         let (url, inv) = (consumer(""), invocation(vec![]));
-        let counts = histogram(3, 40_000, || LeastActive.select(&invokers, &url, &inv));
+        let lb = LeastActive::default();
+        let counts = histogram(3, 40_000, || lb.select(&invokers, &url, &inv));
         assert_eq!(counts[2], 0);
         let share = counts[1] as f64 / 40_000.0;
         assert!((share - 0.75).abs() < 0.02, "{counts:?}");

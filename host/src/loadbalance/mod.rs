@@ -20,6 +20,7 @@ mod state;
 #[cfg(test)]
 mod testing;
 pub mod weight;
+mod weight_cache;
 
 pub use consistenthash::ConsistentHash;
 pub use leastactive::LeastActive;
@@ -48,16 +49,16 @@ pub const NAMES: &[&str] = &[
     "p2c",
 ];
 
-/// A new balancer for a `loadbalance` value, or `None` for an unknown name. Stateful
-/// strategies (`roundrobin`, `consistenthash`) keep their state in the returned instance.
+/// A new balancer for a `loadbalance` value, or `None` for an unknown name. Each instance keeps
+/// its own per-method state (counters, rings, parsed weights), so share one per reference.
 pub fn by_name(name: &str) -> Option<Arc<dyn LoadBalance>> {
     Some(match name {
-        "random" => Arc::new(Random),
+        "random" => Arc::new(Random::default()),
         "roundrobin" => Arc::new(RoundRobin::default()),
-        "leastactive" => Arc::new(LeastActive),
-        "shortestresponse" => Arc::new(ShortestResponse),
+        "leastactive" => Arc::new(LeastActive::default()),
+        "shortestresponse" => Arc::new(ShortestResponse::default()),
         "consistenthash" => Arc::new(ConsistentHash::default()),
-        "p2c" => Arc::new(P2c),
+        "p2c" => Arc::new(P2c::default()),
         _ => return None,
     })
 }

@@ -17,17 +17,20 @@
 
 use std::sync::Arc;
 
-use super::weight::{now_millis, weight};
+use super::weight::now_millis;
+use super::weight_cache::WeightCache;
 use super::LoadBalance;
 use crate::rpc::{Invocation, Invoker};
 use crate::url::Url;
 
 /// Power-of-two-choices selection.
-#[derive(Debug, Default)]
-pub struct P2c;
+#[derive(Default)]
+pub struct P2c {
+    weights: WeightCache,
+}
 
 impl LoadBalance for P2c {
-    fn select(&self, invokers: &[Arc<dyn Invoker>], _consumer: &Url, inv: &Invocation) -> usize {
+    fn select(&self, invokers: &[Arc<dyn Invoker>], consumer: &Url, inv: &Invocation) -> usize {
         let n = invokers.len();
         if n <= 1 {
             return 0;
@@ -35,9 +38,10 @@ impl LoadBalance for P2c {
         let a = fastrand::usize(..n);
         // A draw from the other n - 1 indices: distinct from `a` and still uniform.
         let b = (a + 1 + fastrand::usize(..n - 1)) % n;
+        let weights = self.weights.table(invokers, consumer, &inv.method);
         let now_ms = now_millis();
-        let load_a = load(&*invokers[a], &inv.method, now_ms);
-        let load_b = load(&*invokers[b], &inv.method, now_ms);
+        let load_a = load(&*invokers[a], weights.weight(a, now_ms));
+        let load_b = load(&*invokers[b], weights.weight(b, now_ms));
         // The pair is in random order, so ties (e.g. two untried providers) split evenly.
         if load_b < load_a {
             b
@@ -47,9 +51,8 @@ impl LoadBalance for P2c {
     }
 }
 
-/// The load estimate of the module doc; lower is better.
-fn load(invoker: &dyn Invoker, method: &str, now_ms: i64) -> f64 {
-    let w = weight(invoker.url(), method, now_ms);
+/// The load estimate of the module doc for a provider of weight `w`; lower is better.
+fn load(invoker: &dyn Invoker, w: u32) -> f64 {
     if w == 0 {
         return f64::INFINITY;
     }
@@ -71,7 +74,8 @@ mod tests {
         let _busy: Vec<_> = (0..5).map(|_| providers[0].stats.begin()).collect();
         let invokers = as_dyn(&providers);
         let (url, inv) = (consumer(""), invocation(vec![]));
-        let counts = histogram(2, 1_000, || P2c.select(&invokers, &url, &inv));
+        let lb = P2c::default();
+        let counts = histogram(2, 1_000, || lb.select(&invokers, &url, &inv));
         assert_eq!(counts, vec![0, 1_000]);
     }
 
@@ -86,7 +90,8 @@ mod tests {
             .collect();
         let invokers = as_dyn(&providers);
         let (url, inv) = (consumer(""), invocation(vec![]));
-        let counts = histogram(4, 12_000, || P2c.select(&invokers, &url, &inv));
+        let lb = P2c::default();
+        let counts = histogram(4, 12_000, || lb.select(&invokers, &url, &inv));
         assert_eq!(counts[3], 0);
         // Index 0 wins every pair it is in: 3 of the 6 pairs, so about half the calls.
         assert!(counts[0] > 5_000 && counts[0] < 7_000, "{counts:?}");
@@ -104,9 +109,10 @@ mod tests {
         }
         let invokers = as_dyn(&providers);
         let (url, inv) = (consumer(""), invocation(vec![]));
+        let lb = P2c::default();
         // Provider 0's load is ~100 (failures); provider 1's is its mean latency in µs / 100,
         // so it wins unless its ten instant calls averaged 10 ms.
-        let counts = histogram(2, 100, || P2c.select(&invokers, &url, &inv));
+        let counts = histogram(2, 100, || lb.select(&invokers, &url, &inv));
         assert_eq!(counts, vec![0, 100]);
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::state::{method_key, ByMethod, Members};
-use super::weight::{now_millis, weight};
+use super::weight::{now_millis, WeightParams};
 use super::LoadBalance;
 use crate::rpc::{Invocation, Invoker};
 use crate::url::Url;
@@ -40,6 +40,9 @@ struct MethodState {
 #[derive(Debug, Clone)]
 struct Slot {
     identity: String,
+    /// The provider's weight parameters, parsed when it joined the list.
+    params: WeightParams,
+    /// The effective weight on the last call, to notice warmup and override changes.
     weight: u32,
     current: i64,
 }
@@ -54,13 +57,13 @@ impl LoadBalance for RoundRobin {
         let mut shard = self.methods.shard(key);
         let state = shard.entry(key).or_default();
         if !state.members.matches(invokers) {
-            state.realign(invokers);
+            state.realign(invokers, &inv.method);
         }
         let mut total = 0i64;
         let mut best = 0;
         let mut best_current = i64::MIN;
-        for (i, (slot, invoker)) in state.slots.iter_mut().zip(invokers).enumerate() {
-            let w = weight(invoker.url(), &inv.method, now_ms);
+        for (i, slot) in state.slots.iter_mut().enumerate() {
+            let w = slot.params.at(now_ms);
             if w != slot.weight {
                 // A new weight (warmup, override) restarts the provider's counter, as Dubbo does.
                 slot.weight = w;
@@ -93,7 +96,7 @@ impl LoadBalance for RoundRobin {
 impl MethodState {
     /// Rebuilds the slots for a new provider list, carrying over the counters of providers
     /// that stay or come back within [`RECYCLE_AFTER`].
-    fn realign(&mut self, invokers: &[Arc<dyn Invoker>]) {
+    fn realign(&mut self, invokers: &[Arc<dyn Invoker>], method: &str) {
         let now = Instant::now();
         self.departed
             .retain(|_, (_, left)| now.duration_since(*left) <= RECYCLE_AFTER);
@@ -105,15 +108,22 @@ impl MethodState {
         self.slots = invokers
             .iter()
             .map(|invoker| {
-                let identity = identity(invoker.url());
-                previous
+                let url = invoker.url();
+                let identity = identity(url);
+                // The same provider may come back with new parameters (an override).
+                let params = WeightParams::parse(url, method);
+                let kept = previous
                     .remove(&identity)
-                    .or_else(|| self.departed.remove(&identity).map(|(slot, _)| slot))
-                    .unwrap_or(Slot {
+                    .or_else(|| self.departed.remove(&identity).map(|(slot, _)| slot));
+                match kept {
+                    Some(slot) => Slot { params, ..slot },
+                    None => Slot {
                         identity,
+                        params,
                         weight: 0,
                         current: 0,
-                    })
+                    },
+                }
             })
             .collect();
         for (identity, slot) in previous {

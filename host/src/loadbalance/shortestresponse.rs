@@ -10,41 +10,36 @@
 
 use std::sync::Arc;
 
-use super::pick::TieBreak;
-use super::weight::{now_millis, weight};
+use super::pick::lowest_then_weighted;
+use super::weight::now_millis;
+use super::weight_cache::WeightCache;
 use super::LoadBalance;
 use crate::rpc::{Invocation, Invoker};
 use crate::url::Url;
 
 /// Shortest-expected-response selection.
-#[derive(Debug, Default)]
-pub struct ShortestResponse;
+#[derive(Default)]
+pub struct ShortestResponse {
+    weights: WeightCache,
+}
 
 impl LoadBalance for ShortestResponse {
-    fn select(&self, invokers: &[Arc<dyn Invoker>], _consumer: &Url, inv: &Invocation) -> usize {
+    fn select(&self, invokers: &[Arc<dyn Invoker>], consumer: &Url, inv: &Invocation) -> usize {
         if invokers.len() <= 1 {
             return 0;
         }
+        let weights = self.weights.table(invokers, consumer, &inv.method);
         let now_ms = now_millis();
-        let mut shortest = u64::MAX;
-        let mut ties = TieBreak::new(0, 0);
-        for (i, invoker) in invokers.iter().enumerate() {
-            let stats = invoker.stats();
-            let estimate = stats
-                .mean_success_micros()
-                .saturating_mul(u64::from(stats.active()) + 1);
-            if estimate > shortest {
-                continue;
-            }
-            let w = weight(invoker.url(), &inv.method, now_ms);
-            if estimate < shortest || i == 0 {
-                shortest = estimate;
-                ties = TieBreak::new(i, w);
-            } else {
-                ties.offer(i, w);
-            }
-        }
-        ties.chosen()
+        lowest_then_weighted(
+            invokers.len(),
+            |i| {
+                let stats = invokers[i].stats();
+                stats
+                    .mean_success_micros()
+                    .saturating_mul(u64::from(stats.active()) + 1)
+            },
+            |i| weights.weight(i, now_ms),
+        )
     }
 }
 
@@ -69,7 +64,8 @@ mod tests {
         }
         let invokers = as_dyn(&providers);
         let (url, inv) = (consumer(""), invocation(vec![]));
-        let counts = histogram(3, 1_000, || ShortestResponse.select(&invokers, &url, &inv));
+        let lb = ShortestResponse::default();
+        let counts = histogram(3, 1_000, || lb.select(&invokers, &url, &inv));
         assert_eq!(counts, vec![0, 1_000, 0]);
     }
 
@@ -86,6 +82,7 @@ mod tests {
         let _queued: Vec<_> = (0..100).map(|_| providers[0].stats.begin()).collect();
         let invokers = as_dyn(&providers);
         let (url, inv) = (consumer(""), invocation(vec![]));
-        assert_eq!(ShortestResponse.select(&invokers, &url, &inv), 1);
+        let lb = ShortestResponse::default();
+        assert_eq!(lb.select(&invokers, &url, &inv), 1);
     }
 }

@@ -16,30 +16,52 @@ pub const DEFAULT_WARMUP_MS: i64 = 600_000;
 /// (milliseconds since the epoch): 0 for a non-positive configured weight, 1 when the provider's
 /// `timestamp` lies in the future, the warmup-scaled weight while younger than `warmup`.
 pub fn weight(url: &Url, method: &str, now_ms: i64) -> u32 {
-    let weight = java_int(param::method_param_i64(
-        url,
-        method,
-        "weight",
-        DEFAULT_WEIGHT,
-    ));
-    if weight <= 0 {
-        return 0;
+    WeightParams::parse(url, method).at(now_ms)
+}
+
+/// A provider's weight parameters for one method, parsed once so that computing the weight on
+/// every call is arithmetic rather than URL lookups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeightParams {
+    weight: i32,
+    timestamp: i64,
+    warmup: i32,
+}
+
+impl WeightParams {
+    /// Reads `method.weight` (else `weight`), `timestamp` and `warmup` from `url`.
+    pub fn parse(url: &Url, method: &str) -> Self {
+        WeightParams {
+            weight: java_int(param::method_param_i64(
+                url,
+                method,
+                "weight",
+                DEFAULT_WEIGHT,
+            )),
+            timestamp: url.param_i64("timestamp", 0),
+            warmup: java_int(url.param_i64("warmup", DEFAULT_WARMUP_MS)),
+        }
     }
-    let timestamp = url.param_i64("timestamp", 0);
-    if timestamp <= 0 {
-        return weight.unsigned_abs();
-    }
-    let uptime = now_ms.saturating_sub(timestamp);
-    if uptime < 0 {
-        // Clocks disagree; Dubbo trusts the provider least rather than guessing.
-        return 1;
-    }
-    let warmup = java_int(url.param_i64("warmup", DEFAULT_WARMUP_MS));
-    if uptime > 0 && uptime < i64::from(warmup) {
-        // uptime < warmup <= i32::MAX, so the narrowing is lossless.
-        warmup_weight(uptime as i32, warmup, weight)
-    } else {
-        weight.unsigned_abs()
+
+    /// The effective weight at `now_ms`, as [`weight`] describes.
+    pub fn at(&self, now_ms: i64) -> u32 {
+        if self.weight <= 0 {
+            return 0;
+        }
+        if self.timestamp <= 0 {
+            return self.weight.unsigned_abs();
+        }
+        let uptime = now_ms.saturating_sub(self.timestamp);
+        if uptime < 0 {
+            // Clocks disagree; Dubbo trusts the provider least rather than guessing.
+            return 1;
+        }
+        if uptime > 0 && uptime < i64::from(self.warmup) {
+            // uptime < warmup <= i32::MAX, so the narrowing is lossless.
+            warmup_weight(uptime as i32, self.warmup, self.weight)
+        } else {
+            self.weight.unsigned_abs()
+        }
     }
 }
 

@@ -12,7 +12,6 @@ use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use super::bind::bind_imports;
-use super::engine::ticks_for;
 use super::host::HostState;
 use super::WasmError;
 use crate::config::GuestConfig;
@@ -139,8 +138,18 @@ impl Guest {
     pub fn new_store(&self) -> Store<HostState> {
         let mut store = Store::new(self.pre.engine(), HostState::new(store_limits(&self.cfg)));
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(ticks_for(self.timeout));
-        store.epoch_deadline_trap();
+        // Yield to the executor on every tick instead of running to the deadline: a spinning
+        // guest must not hold a Tokio worker, and with it the I/O and timer drivers, for its
+        // whole time limit. At the deadline it traps with `Trap::Interrupt`.
+        let deadline = std::time::Instant::now() + self.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if std::time::Instant::now() >= deadline {
+                wasmtime::UpdateDeadline::Interrupt
+            } else {
+                wasmtime::UpdateDeadline::Yield(1)
+            })
+        });
         store
     }
 }

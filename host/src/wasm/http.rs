@@ -162,10 +162,15 @@ fn trap_status(e: &wasmtime::Error, limit: std::time::Duration) -> (StatusCode, 
     }
 }
 
-/// The first line of an error chain: enough to act on, without a backtrace in the response.
+/// The root cause (for a trap, the trap itself), first line only: enough to act on, without
+/// the wasm backtrace the error carries.
 fn short(e: &wasmtime::Error) -> String {
-    let s = format!("{e:#}");
-    s.lines().next().unwrap_or_default().to_string()
+    e.root_cause()
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn text(status: StatusCode, body: String) -> Response<HyperOutgoingBody> {

@@ -1,0 +1,362 @@
+//! End to end: the sandbox around a guest. The `sandbox-probe` guest traps, spins and exhausts
+//! its memory on request; each must fail only that request, with the host still serving the
+//! next ones. The `hello-cli` guest runs under `run`, which passes its arguments, output and exit
+//! code through.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dubbo_wasm_host_tests::process::{
+    example_guest, http_get, scratch_dir, start_provider, workspace_binary, Running,
+};
+
+/// The probe's wall-time limit per request (`timeout` of its [[guest]]), in ms.
+const PROBE_TIMEOUT_MS: u64 = 1000;
+/// Compiling a guest in a debug host on a busy machine is slow; the compile cache makes later
+/// starts quick.
+const STARTUP: Duration = Duration::from_secs(300);
+
+/// A config with the demo reference at `provider` and the given [[guest]] tables.
+fn config(provider: &str, guests: &str) -> String {
+    format!(
+        r#"
+[application]
+name = "sandbox-e2e"
+
+[[reference]]
+id = "demo"
+interface = "org.apache.dubbo.demo.DemoService"
+version = "1.0.0"
+url = "dubbo://{provider}"
+wit = "org-apache-dubbo:demo/demo-service"
+timeout = 3000
+
+{guests}
+
+[http]
+listen = "127.0.0.1:0"
+"#
+    )
+}
+
+/// The probe at `/probe`, with 16 MiB of memory and one second per request, plus `extra`
+/// settings.
+fn probe(extra: &str) -> String {
+    probe_with_timeout(PROBE_TIMEOUT_MS, extra)
+}
+
+/// The probe with a time limit of `timeout_ms` per request.
+fn probe_with_timeout(timeout_ms: u64, extra: &str) -> String {
+    format!(
+        r#"[[guest]]
+name = "probe"
+path = "{}"
+trigger = "http"
+route = "/probe"
+references = ["demo"]
+max-memory-mib = 16
+timeout = {timeout_ms}
+{extra}
+"#,
+        example_guest("sandbox_probe").display()
+    )
+}
+
+/// `hello-cli` as a `trigger = "cli"` guest.
+fn hello_cli() -> String {
+    format!(
+        r#"[[guest]]
+name = "hello-cli"
+path = "{}"
+trigger = "cli"
+references = ["demo"]
+timeout = 10000
+"#,
+        example_guest("hello-cli").display()
+    )
+}
+
+fn write_config(tag: &str, text: &str) -> String {
+    let path = scratch_dir(tag).join("host.toml");
+    std::fs::write(&path, text).expect("write config");
+    path.display().to_string()
+}
+
+/// Starts `serve` on `text` and returns the host and its `host:port`.
+fn serve(tag: &str, text: &str) -> (Running, String) {
+    let cfg = write_config(tag, text);
+    let mut host = Running::start(
+        &workspace_binary("dubbo-wasm-host"),
+        &["serve", "--config", &cfg],
+    );
+    let line = host.wait_for_line("serving guest `probe` at http://", STARTUP);
+    let addr = line.split('/').next().unwrap_or_default().to_string();
+    (host, addr)
+}
+
+/// Asserts `/probe/ok` answers 200 `ok`: the host still serves the guest.
+fn assert_serves(addr: &str, host: &Running) {
+    let (status, body) = http_get(addr, "/probe/ok");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "ok"),
+        "host stderr:\n{}",
+        host.stderr()
+    );
+}
+
+/// What a finished `dubbo-wasm-host run` left: exit code, stdout, stderr.
+struct Outcome {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `dubbo-wasm-host run --config <cfg> <args...>` to completion (killed after `limit`).
+fn run_host(cfg: &str, args: &[&str], limit: Duration) -> Outcome {
+    let mut child = Command::new(workspace_binary("dubbo-wasm-host"))
+        .args(["run", "--config", cfg])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start dubbo-wasm-host run");
+    // Drain both pipes on threads so a chatty child never blocks on a full pipe.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for run") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "run {args:?} did not finish within {limit:?}; stderr:\n{}",
+                stderr.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Outcome {
+        code: status.code(),
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+#[test]
+fn a_trapping_guest_fails_only_its_request() {
+    let (_provider, provider) = start_provider();
+    let (host, addr) = serve("trap", &config(&provider, &probe("")));
+
+    let (status, body) = http_get(&addr, "/probe/trap");
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.starts_with("guest `probe` failed: trapped: ") && body.contains("unreachable"),
+        "the reason names the trap: {body:?}"
+    );
+    assert!(
+        body.trim_end().lines().count() == 1 && body.len() < 300,
+        "the reason is one short line, no backtrace: {body:?}"
+    );
+
+    assert_serves(&addr, &host);
+    let (status, body) = http_get(&addr, "/probe/hello?name=alice");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        format!("Hello alice, response from provider: {provider}")
+    );
+}
+
+#[test]
+fn a_looping_guest_is_stopped_at_its_time_limit() {
+    let (_provider, provider) = start_provider();
+    let (host, addr) = serve("loop", &config(&provider, &probe("")));
+
+    let started = Instant::now();
+    let (status, body) = http_get(&addr, "/probe/loop");
+    let took = started.elapsed();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("time limit of 1000 ms"), "{body:?}");
+    let limit = Duration::from_millis(PROBE_TIMEOUT_MS);
+    assert!(
+        took >= limit - Duration::from_millis(50),
+        "stopped after {took:?}, before its limit of {limit:?}"
+    );
+    // Slack for a busy 2-core machine; an unbounded loop would hit the client's 30 s timeout.
+    assert!(
+        took < limit + Duration::from_millis(2000),
+        "stopped only after {took:?}"
+    );
+
+    assert_serves(&addr, &host);
+}
+
+#[test]
+fn a_looping_guest_does_not_hold_up_other_requests() {
+    // A longer limit than the other tests: the loops must still be running when /ok is
+    // answered, even on a loaded machine.
+    let limit = Duration::from_millis(3000);
+    let (_provider, provider) = start_provider();
+    let (host, addr) = serve(
+        "stall",
+        &config(&provider, &probe_with_timeout(limit.as_millis() as u64, "")),
+    );
+
+    // As many spinning guests as the host has runtime workers (one per core): a guest that
+    // never yields to the executor would leave no thread to accept or answer anything else.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let started = Instant::now();
+    let loops: Vec<_> = (0..workers)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || http_get(&addr, "/probe/loop"))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+
+    assert_serves(&addr, &host);
+    let answered = started.elapsed();
+    assert!(
+        answered < limit - Duration::from_millis(1000),
+        "/ok was answered only {answered:?} after {workers} looping requests started: it waited \
+         for their time limit of {limit:?}"
+    );
+    for l in loops {
+        let (status, body) = l.join().expect("looping request");
+        assert_eq!(status, 503, "{body}");
+    }
+}
+
+#[test]
+fn a_memory_bomb_is_stopped_at_the_memory_limit() {
+    let (_provider, provider) = start_provider();
+    let (host, addr) = serve("alloc", &config(&provider, &probe("")));
+
+    for _ in 0..2 {
+        let (status, body) = http_get(&addr, "/probe/alloc");
+        // 500 and a trap, not the 503 of the time limit: memory ran out first.
+        assert_eq!(status, 500, "{body}");
+        assert!(
+            body.starts_with("guest `probe` failed: trapped: ") && body.contains("memory"),
+            "{body:?}"
+        );
+    }
+
+    // The host process survived (a guest's memory is not the host's) and still serves.
+    assert_serves(&addr, &host);
+    let stderr = host.stderr();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn too_many_concurrent_requests_get_503() {
+    let (_provider, provider) = start_provider();
+    let (host, addr) = serve("instances", &config(&provider, &probe("max-instances = 1")));
+
+    let looping = {
+        let addr = addr.clone();
+        std::thread::spawn(move || http_get(&addr, "/probe/loop"))
+    };
+    // Until the loop holds the only instance, /ok may still be admitted.
+    let deadline = Instant::now() + Duration::from_millis(PROBE_TIMEOUT_MS / 2);
+    let (status, body) = loop {
+        let (status, body) = http_get(&addr, "/probe/ok");
+        if status != 200 || Instant::now() > deadline {
+            break (status, body);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        status, 503,
+        "a concurrent request must be refused while the loop holds the only instance: {body}"
+    );
+    assert!(body.contains("max-instances"), "{body:?}");
+
+    let (status, body) = looping.join().expect("looping request");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("time limit"), "{body:?}");
+
+    // The looping instance gives its slot back once the engine has interrupted it, which may
+    // be a tick after its request was answered.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let (status, body) = http_get(&addr, "/probe/ok");
+        if status == 200 {
+            assert_eq!(body, "ok");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slot never came back: {status} {body}; host stderr:\n{}",
+            host.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn run_greets_each_argument_and_returns_the_exit_code() {
+    let (mut provider_process, provider) = start_provider();
+    let cfg = write_config("run", &config(&provider, &hello_cli()));
+
+    let out = run_host(&cfg, &["hello-cli", "--", "alice", "bob"], STARTUP);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "Hello alice, response from provider: {provider}\n\
+             Hello bob, response from provider: {provider}\n"
+        )
+    );
+
+    let out = run_host(&cfg, &["hello-cli"], Duration::from_secs(60));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!("Hello world, response from provider: {provider}\n"),
+        "no arguments greet the world"
+    );
+
+    provider_process.kill();
+    let out = run_host(&cfg, &["hello-cli", "--", "alice"], Duration::from_secs(60));
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    assert_eq!(out.stdout, "", "no greeting without a provider");
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.starts_with("rpc error: network: ") && l.contains("sayHello")),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn run_refuses_an_unknown_guest_with_the_names_it_knows() {
+    let guests = format!("{}\n{}", probe(""), hello_cli());
+    // No provider needed: the guest is looked up before any reference is built.
+    let cfg = write_config("unknown", &config("127.0.0.1:9", &guests));
+
+    let out = run_host(&cfg, &["hello-clii"], Duration::from_secs(60));
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("`hello-clii` is neither a [[guest]]")
+            && out.stderr.contains("guests: probe, hello-cli")
+            && out.stderr.contains(&cfg),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stdout, "");
+}
