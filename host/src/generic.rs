@@ -152,13 +152,9 @@ impl JavaType {
             .unwrap_or(rest.len());
         let raw = &rest[..end];
         *rest = &rest[end..];
-        let name = if raw.ends_with("...") {
-            *rest = "[]";
-            let raw = raw.trim_end_matches("...");
-            canonical_name(raw)?
-        } else {
-            canonical_name(raw)?
-        };
+        // `String...` (varargs) is one array dimension glued to the name.
+        let varargs = raw.strip_suffix("...");
+        let name = canonical_name(varargs.unwrap_or(raw))?;
         let mut args = Vec::new();
         *rest = rest.trim_start();
         if let Some(after) = rest.strip_prefix('<') {
@@ -176,7 +172,7 @@ impl JavaType {
                 }
             }
         }
-        let mut dims = 0;
+        let mut dims = usize::from(varargs.is_some());
         loop {
             *rest = rest.trim_start();
             if let Some(after) = rest.strip_prefix("[]") {
@@ -947,6 +943,7 @@ mod tests {
             "java.util.List<String",
             "[X",
             "void[]",
+            "String... x",
         ] {
             let err = java_descriptor(t).unwrap_err();
             assert!(err.to_string().contains(&format!("`{t}`")), "{t}: {err}");
