@@ -438,7 +438,16 @@ fn apply(
         routers.push(Arc::new(router::TagRouter::static_tags()));
     }
     router::sort_by_priority(&mut routers);
-    let configurators = configurator::from_urls(&configurator_urls);
+    let mut configurators = configurator::from_urls(&configurator_urls);
+    // 2.7+ YAML rules after the URL ones, as Dubbo's dynamic-config listeners run last.
+    for s in &snaps {
+        if let Some(yaml) = &s.configurators_yaml {
+            match configurator::from_yaml(yaml, dir.consumer()) {
+                Ok(rules) => configurators.extend(rules),
+                Err(e) => tracing::warn!(error = %e, "ignoring a bad configurator rule"),
+            }
+        }
+    }
     let Ok(mut cache) = cache.lock() else {
         return;
     };

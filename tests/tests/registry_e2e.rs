@@ -236,3 +236,168 @@ async fn a_condition_rule_written_to_zookeeper_moves_the_traffic() {
         )
     });
 }
+
+/// `host_config` with a short registry session (`?session=4000`), so the host's session can
+/// expire during a ZooKeeper outage and its registry has to register the consumer again.
+fn host_config_short_session(zk: &ZooKeeper, guest: &Path, data_dir: &Path) -> String {
+    host_config(zk, guest, data_dir).replace(
+        &format!("address = \"{}\"", zk.address()),
+        &format!("address = \"{}?session=4000\"", zk.address()),
+    )
+}
+
+/// `start_host` with [`host_config_short_session`].
+fn start_host_short_session(zk: &ZooKeeper) -> (Running, String) {
+    let dir = scratch_dir("zk-host-short");
+    let path = dir.join("host.toml");
+    let config = host_config_short_session(zk, &hello_guest(), &dir);
+    assert!(config.contains("?session=4000"), "{config}");
+    std::fs::write(&path, config).expect("write config");
+    let mut host = Running::start(
+        &workspace_binary("dubbo-wasm-host"),
+        &["serve", "--config", &path.display().to_string()],
+    );
+    let base = host.wait_for_line("serving guest `hello` at http://", Duration::from_secs(120));
+    (host, base.trim_end_matches("/hello").to_string())
+}
+
+/// The consumer nodes under the demo service, or the error of listing them.
+async fn consumer_nodes(zk: &ZooKeeper) -> Result<Vec<String>, String> {
+    let client = zk::Client::connect(&zk.connect_string())
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    client
+        .list_children(&format!("{SERVICE_DIR}/consumers"))
+        .await
+        .map_err(|e| format!("list consumers: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zookeeper_stopped_and_restarted_under_load_loses_no_request_and_the_consumer_node_reappears(
+) {
+    let mut zk = blocking(ZooKeeper::new);
+    let (_a, a_addr) = blocking(|| registered_provider(&zk));
+    let (_b, b_addr) = blocking(|| registered_provider(&zk));
+    let (host, http) = blocking(|| start_host_short_session(&zk));
+    let seen = blocking(|| spread(&http, 10));
+    assert!(
+        seen.contains_key(&a_addr) && seen.contains_key(&b_addr),
+        "{seen:?}"
+    );
+
+    // Paced load that spans the outage: at least 300 requests, and on until told to stop.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (http, done) = (http.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut failures = Vec::new();
+            let mut sent = 0usize;
+            while sent < 300 || !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let (status, body) = http_get(&http, &format!("/hello?name=z{sent}"));
+                if status != 200 {
+                    failures.push(format!("request {sent}: {status} {body}"));
+                }
+                sent += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            (sent, failures)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    blocking(|| zk.stop());
+    std::thread::sleep(Duration::from_secs(2));
+    blocking(|| zk.start());
+    // Some load after ZooKeeper is back, while sessions are recovered or re-created.
+    std::thread::sleep(Duration::from_secs(1));
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, failures) = blocking(|| load.join().expect("load thread"));
+    assert!(
+        failures.is_empty(),
+        "{} of {sent} requests failed: {failures:#?}\nhost stderr:\n{}",
+        failures.len(),
+        host.stderr()
+    );
+
+    // The consumer node is back (same session, or registered again on a new one).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let nodes = consumer_nodes(&zk).await;
+        if nodes
+            .as_ref()
+            .is_ok_and(|n| n.iter().any(|c| c.starts_with("consumer%3A%2F%2F")))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no consumer node 10 s after ZooKeeper restarted: {nodes:?}\nhost stderr:\n{}\nZooKeeper log:\n{}",
+            host.stderr(),
+            zk.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = blocking(|| spread(&http, 10));
+    assert_eq!(seen.values().sum::<usize>(), 10, "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_yaml_configurator_written_to_zookeeper_disables_one_provider() {
+    let zk = blocking(ZooKeeper::new);
+    let (_a, a_addr) = blocking(|| registered_provider(&zk));
+    let (_b, b_addr) = blocking(|| registered_provider(&zk));
+    let (_host, http) = blocking(|| start_host(&zk));
+    let seen = blocking(|| spread(&http, 10));
+    assert!(
+        seen.contains_key(&a_addr) && seen.contains_key(&b_addr),
+        "{seen:?}"
+    );
+
+    // What Dubbo Admin writes for "disable this provider" in 2.7+ dynamic config.
+    let rule = format!(
+        "configVersion: v2.7\n\
+         scope: service\n\
+         key: org.apache.dubbo.demo.DemoService:1.0.0\n\
+         enabled: true\n\
+         configs:\n\
+         - side: provider\n  addresses: [\"{b_addr}\"]\n  parameters:\n    disabled: true\n"
+    );
+    let client = zk::Client::connect(&zk.connect_string())
+        .await
+        .expect("zk client");
+    let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    client
+        .mkdir("/dubbo/config/dubbo", &persistent)
+        .await
+        .or_else(|e| match e {
+            zk::Error::NodeExists => Ok(()),
+            e => Err(e),
+        })
+        .expect("create /dubbo/config/dubbo");
+    let path = "/dubbo/config/dubbo/org.apache.dubbo.demo.DemoService:1.0.0:.configurators";
+    client
+        .create(path, rule.as_bytes(), &persistent)
+        .await
+        .unwrap_or_else(|e| panic!("create {path}: {e}"));
+    blocking(|| {
+        until(
+            &http,
+            Duration::from_secs(2),
+            "the provider the YAML rule disables gets nothing",
+            |s| s.len() == 1 && s.contains_key(&a_addr),
+        )
+    });
+
+    // Deleting the rule brings the provider back.
+    client
+        .delete(path, None)
+        .await
+        .unwrap_or_else(|e| panic!("delete {path}: {e}"));
+    blocking(|| {
+        until(
+            &http,
+            Duration::from_secs(2),
+            "the provider is back once the rule is deleted",
+            |s| s.contains_key(&b_addr),
+        )
+    });
+}

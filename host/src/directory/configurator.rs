@@ -1,7 +1,23 @@
 //! Configurators: dynamic overrides of provider settings written to the registry by operators
-//! (Dubbo Admin), as `override://` URLs (set parameters) and `absent://` URLs (set parameters
-//! only where missing). `override://0.0.0.0/...` applies to every provider, `override://IP[:PORT]`
-//! to one; `disabled=true` takes a provider out of the directory; `empty://` clears them all.
+//! (Dubbo Admin), in two forms.
+//!
+//! - Old URL form (Dubbo 2.2+), under `/dubbo/{iface}/configurators`: `override://` URLs set
+//!   parameters and `absent://` URLs set them only where missing. `override://0.0.0.0/...`
+//!   applies to every provider, `override://IP[:PORT]` to one; `disabled=true` takes a provider
+//!   out of the directory; `empty://` clears them all.
+//! - YAML form (Dubbo 2.7+ dynamic config), at
+//!   `/dubbo/config/dubbo/{iface}:{version}:{group}.configurators` (service scope) or
+//!   `{app}.configurators` (application scope). Dubbo turns each `configs` item into
+//!   `override://` URLs; [`from_yaml`] turns it into the same [`Configurator`] rules directly.
+//!   A `side: consumer` item is about this consumer, so it counts only when its `addresses`
+//!   name this consumer's host (or `0.0.0.0`), and then reaches every provider (or those in
+//!   `providerAddresses`). A `side: provider` item is about the providers its `addresses` and
+//!   `providerAddresses` name; Java providers apply those to themselves and re-register, which
+//!   a consumer cannot make them do, so it applies them to its own view of them instead.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
 
 use crate::url::Url;
 
@@ -20,14 +36,64 @@ const RULE_KEYS: &[&str] = &[
     "providerAddresses",
 ];
 
+/// The address Dubbo uses for "every host".
+const ANY_HOST: &str = "0.0.0.0";
+
+/// Why a YAML configurator document was refused. It then has no effect; the caller logs this
+/// and keeps the other rules.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfiguratorError {
+    /// The text is not YAML, or not shaped like a configurator document.
+    #[error("configurator rule for `{service}` is not valid: {reason}\n  rule: {excerpt}")]
+    BadYaml {
+        service: String,
+        reason: String,
+        excerpt: String,
+    },
+    /// A document-level field is wrong.
+    #[error("configurator rule for `{service}`: {reason}\n  rule: {excerpt}")]
+    BadRule {
+        service: String,
+        reason: String,
+        excerpt: String,
+    },
+    /// One entry of `configs` is wrong.
+    #[error("configurator rule for `{service}`, `configs[{index}]` ({item}): {reason}")]
+    BadItem {
+        service: String,
+        index: usize,
+        item: String,
+        reason: String,
+    },
+}
+
+/// Whose application a rule's `application` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// This consumer's (`application` of the consumer URL).
+    Consumer,
+    /// The provider's (`remote.application` of the merged URL).
+    Provider,
+}
+
 /// One parsed configurator rule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Configurator {
     /// `true` for `absent://`: only fill in missing parameters.
     absent: bool,
+    /// Provider host the rule is about; `0.0.0.0` (or `*`) for all.
     host: String,
+    /// Provider port the rule is about; 0 for any.
     port: u16,
+    /// `providerAddresses`: when not empty, only these `(host, port)` (port 0: any).
+    provider_addresses: Vec<(String, u16)>,
+    /// Comma-separated application names the rule is limited to.
     application: Option<String>,
+    application_side: Side,
+    /// `~key: value` parameters: the provider URL must already have `key=value`.
+    conditions: Vec<(String, String)>,
+    /// Whether the rule names one host rather than all; specific rules run last, so they win.
+    specific: bool,
     params: Vec<(String, String)>,
 }
 
@@ -55,20 +121,36 @@ impl Configurator {
             absent,
             host: url.host.clone(),
             port: url.port,
+            provider_addresses: Vec::new(),
             application: url.param("application").map(str::to_string),
+            application_side: Side::Consumer,
+            conditions: Vec::new(),
+            specific: url.host != ANY_HOST,
             params,
         })
     }
 
-    /// Whether this rule is about `provider`, called from application `app`.
+    /// Whether this rule is about `provider` (a merged URL), called from application `app`.
     fn applies_to(&self, provider: &Url, app: &str) -> bool {
-        let host_ok = self.host == "0.0.0.0" || self.host == "*" || self.host == provider.host;
+        let host_ok = is_any(&self.host) || self.host == provider.host;
         let port_ok = self.port == 0 || self.port == provider.port;
+        let listed = self.provider_addresses.is_empty()
+            || self.provider_addresses.iter().any(|(h, p)| {
+                is_any(h) || (*h == provider.host && (*p == 0 || *p == provider.port))
+            });
+        let whose = match self.application_side {
+            Side::Consumer => app,
+            Side::Provider => provider.param("remote.application").unwrap_or_default(),
+        };
         let app_ok = self
             .application
             .as_deref()
-            .is_none_or(|a| a == "*" || a.split(',').any(|x| x.trim() == app));
-        host_ok && port_ok && app_ok
+            .is_none_or(|a| a == "*" || a.split(',').any(|x| x.trim() == whose));
+        let conditions_ok = self
+            .conditions
+            .iter()
+            .all(|(k, v)| v == "*" || provider.param(k) == Some(v.as_str()));
+        host_ok && port_ok && listed && app_ok && conditions_ok
     }
 
     /// Applies the rule to a merged provider URL.
@@ -85,6 +167,10 @@ impl Configurator {
     }
 }
 
+fn is_any(host: &str) -> bool {
+    host == ANY_HOST || host == "*"
+}
+
 /// Parses the configurator URLs of a snapshot. An `empty://` URL clears the rules (Dubbo).
 pub fn from_urls(urls: &[Url]) -> Vec<Configurator> {
     if urls.iter().any(|u| u.protocol == "empty") {
@@ -92,16 +178,357 @@ pub fn from_urls(urls: &[Url]) -> Vec<Configurator> {
     }
     // Specific hosts after 0.0.0.0 so they win, as Dubbo sorts them.
     let mut rules: Vec<Configurator> = urls.iter().filter_map(Configurator::from_url).collect();
-    rules.sort_by_key(|c| c.host != "0.0.0.0");
+    rules.sort_by_key(|c| c.specific);
     rules
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A configurator document (Dubbo's `ConfiguratorConfig`); `configVersion` is accepted and
+/// not checked, as Dubbo reads v2.7 and v3.0 documents alike.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Doc {
+    scope: Option<String>,
+    key: Option<String>,
+    #[serde(default = "yes")]
+    enabled: bool,
+    configs: Option<Vec<Item>>,
+}
+
+/// One entry of `configs` (Dubbo's `ConfigItem`); `type` is accepted and ignored.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Item {
+    side: Option<String>,
+    #[serde(default)]
+    addresses: Vec<String>,
+    #[serde(default)]
+    provider_addresses: Vec<String>,
+    #[serde(default)]
+    applications: Vec<String>,
+    #[serde(default)]
+    services: Vec<String>,
+    #[serde(default)]
+    parameters: BTreeMap<String, serde_norway::Value>,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(rename = "match")]
+    matches: Option<serde_norway::Value>,
+}
+
+impl Item {
+    /// A short description for error messages.
+    fn summary(&self) -> String {
+        format!(
+            "side: {}, addresses: {:?}",
+            self.side.as_deref().unwrap_or("(none)"),
+            self.addresses
+        )
+    }
+}
+
+/// Which rules a document's items are: a service's, or an application's (`key` names it).
+enum Scope {
+    Service,
+    Application(String),
+}
+
+/// Parses a 2.7+ YAML configurator document for the reference whose consumer URL is
+/// `consumer` (its interface, version and group pick `services`, its host picks
+/// `side: consumer` items). Blank text and `enabled: false` give no rules.
+pub fn from_yaml(text: &str, consumer: &Url) -> Result<Vec<Configurator>, ConfiguratorError> {
+    let service = service_label(consumer);
+    if text.trim().is_empty() {
+        // Dubbo treats emptied config as deleted.
+        return Ok(Vec::new());
+    }
+    let bad_rule = |reason: String| ConfiguratorError::BadRule {
+        service: service.clone(),
+        reason,
+        excerpt: excerpt(text),
+    };
+    let doc: Doc = serde_norway::from_str(text).map_err(|e| ConfiguratorError::BadYaml {
+        service: service.clone(),
+        reason: e.to_string(),
+        excerpt: excerpt(text),
+    })?;
+    if !doc.enabled {
+        return Ok(Vec::new());
+    }
+    let scope = match doc.scope.as_deref().map(str::trim) {
+        None | Some("") | Some("service") => Scope::Service,
+        Some("application") => match doc.key.as_deref().map(str::trim) {
+            Some(app) if !app.is_empty() => Scope::Application(app.to_string()),
+            _ => {
+                return Err(bad_rule(
+                    "`scope: application` needs `key`, the application's name".into(),
+                ))
+            }
+        },
+        Some(other) => {
+            return Err(bad_rule(format!(
+                "unknown `scope: {other}`; expected `service` or `application`"
+            )))
+        }
+    };
+    let Some(items) = doc.configs else {
+        return Err(bad_rule(
+            "`configs` is missing; expected a list of items with `side`, `addresses` and \
+             `parameters`"
+                .into(),
+        ));
+    };
+    let mut rules = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let parsed =
+            item_rules(item, &scope, consumer).map_err(|reason| ConfiguratorError::BadItem {
+                service: service.clone(),
+                index,
+                item: item.summary(),
+                reason,
+            })?;
+        rules.extend(parsed);
+    }
+    rules.sort_by_key(|c| c.specific);
+    Ok(rules)
+}
+
+/// The rules one item gives this consumer (none when it is about another consumer, service or
+/// is disabled), or what is wrong with it.
+fn item_rules(item: &Item, scope: &Scope, consumer: &Url) -> Result<Vec<Configurator>, String> {
+    if !item.enabled {
+        return Ok(Vec::new());
+    }
+    if item.matches.is_some() {
+        // Ignoring `match` would apply the rule more widely than its author meant.
+        return Err(
+            "`match` conditions are not supported; narrow the item with `addresses`, \
+                    `providerAddresses`, `applications` or `services` instead"
+                .into(),
+        );
+    }
+    let side = match item.side.as_deref().map(str::trim) {
+        Some("consumer") => Side::Consumer,
+        Some("provider") => Side::Provider,
+        None | Some("") => {
+            // Dubbo matches an item without `side` against nothing; say so rather than guess.
+            tracing::warn!(
+                service = %service_label(consumer),
+                item = %item.summary(),
+                "configurator item has no `side` and applies to nothing; add `side: consumer` or `side: provider`"
+            );
+            return Ok(Vec::new());
+        }
+        Some(other) => {
+            return Err(format!(
+                "unknown `side: {other}`; expected `consumer` or `provider`"
+            ))
+        }
+    };
+    let mut params = Vec::new();
+    let mut conditions = Vec::new();
+    for (k, v) in &item.parameters {
+        let v = scalar(v).ok_or_else(|| {
+            let found = match v {
+                serde_norway::Value::Null => "empty",
+                serde_norway::Value::Sequence(_) => "a list",
+                serde_norway::Value::Mapping(_) => "a mapping",
+                _ => "a tagged value",
+            };
+            format!("parameter `{k}` must be a string, number or boolean, not {found}")
+        })?;
+        match k.strip_prefix('~') {
+            Some(key) => conditions.push((key.to_string(), v)),
+            None if RULE_KEYS.contains(&k.as_str()) => {}
+            None => params.push((k.clone(), v)),
+        }
+    }
+    if params.is_empty() {
+        return Err(
+            "no `parameters` to set; name at least one setting, e.g. `parameters: {weight: 200}`"
+                .into(),
+        );
+    }
+    let application = match scope {
+        Scope::Application(app) => {
+            if !item.services.is_empty()
+                && !item.services.iter().any(|s| names_service(s, consumer))
+            {
+                return Ok(Vec::new());
+            }
+            Some(app.clone())
+        }
+        // Dubbo reads `services` only in application scope: the path already names the service.
+        Scope::Service => (!item.applications.is_empty()).then(|| item.applications.join(",")),
+    };
+    let provider_addresses = item
+        .provider_addresses
+        .iter()
+        .map(|a| parse_address(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let addresses = if item.addresses.is_empty() {
+        vec![(ANY_HOST.to_string(), 0)]
+    } else {
+        item.addresses
+            .iter()
+            .map(|a| parse_address(a))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let rule = |host: String, port: u16, specific: bool| Configurator {
+        absent: false,
+        host,
+        port,
+        provider_addresses: provider_addresses.clone(),
+        application: application.clone(),
+        application_side: side,
+        conditions: conditions.clone(),
+        specific,
+        params: params.clone(),
+    };
+    Ok(match side {
+        // `addresses` are consumers: the item counts once if one of them is this consumer,
+        // and then reaches every provider (`providerAddresses` aside).
+        Side::Consumer => {
+            let mine = addresses.iter().any(|(h, _)| *h == consumer.host);
+            let anyone = addresses.iter().any(|(h, _)| is_any(h));
+            if mine || anyone {
+                vec![rule(ANY_HOST.to_string(), 0, mine)]
+            } else {
+                Vec::new()
+            }
+        }
+        Side::Provider => addresses
+            .into_iter()
+            .map(|(h, p)| {
+                let specific = !is_any(&h);
+                rule(h, p, specific)
+            })
+            .collect(),
+    })
+}
+
+/// A parameter value as URL text.
+fn scalar(v: &serde_norway::Value) -> Option<String> {
+    match v {
+        serde_norway::Value::String(s) => Some(s.clone()),
+        serde_norway::Value::Bool(b) => Some(b.to_string()),
+        serde_norway::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// `host`, `host:port`, `[v6]:port` or a bare IPv6 address, as `(host, port)` (port 0: any).
+fn parse_address(address: &str) -> Result<(String, u16), String> {
+    let a = address.trim();
+    let bad_port = |p: &str| format!("address `{a}`: port `{p}` is not a number from 0 to 65535");
+    if a.is_empty() {
+        return Err("an address is empty; use `0.0.0.0` for every host".into());
+    }
+    if let Some(rest) = a.strip_prefix('[') {
+        let Some((host, tail)) = rest.split_once(']') else {
+            return Err(format!("address `{a}`: `[` without `]`"));
+        };
+        let port = match tail.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| bad_port(p))?,
+            None if tail.is_empty() => 0,
+            None => return Err(format!("address `{a}`: unexpected `{tail}` after `]`")),
+        };
+        return Ok((host.to_string(), port));
+    }
+    match a.split_once(':') {
+        Some((host, port)) if !port.contains(':') => {
+            Ok((host.to_string(), port.parse().map_err(|_| bad_port(port))?))
+        }
+        _ => Ok((a.to_string(), 0)),
+    }
+}
+
+/// Whether an application-scope `services` entry (`[group/]interface[:version]` or `*`) names
+/// the consumer's service.
+fn names_service(entry: &str, consumer: &Url) -> bool {
+    let entry = entry.trim();
+    if entry == "*" {
+        return true;
+    }
+    let (group, rest) = match entry.split_once('/') {
+        Some((g, r)) => (Some(g), r),
+        None => (None, entry),
+    };
+    let (interface, version) = match rest.split_once(':') {
+        Some((i, v)) => (i, Some(v)),
+        None => (rest, None),
+    };
+    let same = |wanted: Option<&str>, key: &str| {
+        wanted.is_none_or(|w| w == "*" || w == consumer.param(key).unwrap_or_default())
+    };
+    interface == interface_of(consumer) && same(group, "group") && same(version, "version")
+}
+
+fn interface_of(consumer: &Url) -> &str {
+    consumer.param("interface").unwrap_or(&consumer.path)
+}
+
+/// `interface:version:group`, as the rule's ZooKeeper node is named.
+fn service_label(consumer: &Url) -> String {
+    format!(
+        "{}:{}:{}",
+        interface_of(consumer),
+        consumer.param("version").unwrap_or_default(),
+        consumer.param("group").unwrap_or_default()
+    )
+}
+
+/// The start of a rule on one line, for error messages.
+fn excerpt(text: &str) -> String {
+    const LIMIT: usize = 160;
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(LIMIT) {
+        Some((cut, _)) => format!("{}…", &flat[..cut]),
+        None => flat,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::directory::{is_enabled, merge};
 
     fn url(s: &str) -> Url {
         Url::parse(s).expect("valid url")
+    }
+
+    /// The consumer the YAML tests parse for: host 10.0.0.9, application `app`.
+    fn consumer() -> Url {
+        url("consumer://10.0.0.9/I?application=app&interface=I&version=1.0.0")
+    }
+
+    /// Providers 10.0.0.1 and 10.0.0.2 (application `papp`) as the directory merges them.
+    fn merged() -> [Url; 2] {
+        ["10.0.0.1", "10.0.0.2"].map(|h| {
+            merge(
+                &url(&format!(
+                    "dubbo://{h}:20880/I?application=papp&version=1.0.0&weight=100"
+                )),
+                &consumer(),
+            )
+        })
+    }
+
+    fn configured(rules: &[Configurator]) -> [Url; 2] {
+        let mut urls = merged();
+        for u in &mut urls {
+            for r in rules {
+                r.configure(u, "app");
+            }
+        }
+        urls
+    }
+
+    fn yaml(text: &str) -> Vec<Configurator> {
+        from_yaml(text, &consumer()).unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]
@@ -156,5 +583,139 @@ mod tests {
             url("empty://0.0.0.0/I")
         ])
         .is_empty());
+    }
+
+    #[test]
+    fn yaml_provider_item_overrides_the_weight_of_one_provider() {
+        let rules = yaml(
+            "configVersion: v2.7\nscope: service\nkey: I:1.0.0\nenabled: true\nconfigs:\n\
+             - side: provider\n  addresses: [\"10.0.0.2:20880\"]\n  parameters:\n    weight: 50\n",
+        );
+        let [a, b] = configured(&rules);
+        assert_eq!(a.param("weight"), Some("100"));
+        assert_eq!(b.param("weight"), Some("50"));
+    }
+
+    #[test]
+    fn yaml_consumer_item_for_0_0_0_0_sets_the_timeout_of_every_provider() {
+        let rules = yaml(
+            "configVersion: v2.7\nscope: service\nkey: I:1.0.0\nconfigs:\n\
+             - side: consumer\n  addresses: [0.0.0.0]\n  parameters: {timeout: 5000}\n",
+        );
+        let [a, b] = configured(&rules);
+        assert_eq!(a.param("timeout"), Some("5000"));
+        assert_eq!(b.param("timeout"), Some("5000"));
+    }
+
+    #[test]
+    fn yaml_consumer_item_counts_only_when_it_names_this_consumer_and_then_beats_0_0_0_0() {
+        let other_consumer = yaml(
+            "configs:\n- side: consumer\n  addresses: [10.0.0.77]\n  parameters: {timeout: 1}\n",
+        );
+        assert!(other_consumer.is_empty(), "{other_consumer:?}");
+        // Listed specific-first: the rule naming this consumer must still win.
+        let rules = yaml(
+            "configs:\n\
+             - side: consumer\n  addresses: [10.0.0.9]\n  providerAddresses: [\"10.0.0.1:20880\"]\n  parameters: {timeout: 7}\n\
+             - side: consumer\n  parameters: {timeout: 5000}\n",
+        );
+        let [a, b] = configured(&rules);
+        assert_eq!(a.param("timeout"), Some("7"));
+        assert_eq!(
+            b.param("timeout"),
+            Some("5000"),
+            "outside providerAddresses"
+        );
+    }
+
+    #[test]
+    fn yaml_disabled_parameter_takes_one_provider_out() {
+        let rules = yaml(
+            "configVersion: v2.7\nscope: service\nkey: I:1.0.0\nconfigs:\n\
+             - side: provider\n  addresses: [10.0.0.1]\n  parameters: {disabled: true}\n",
+        );
+        let [a, b] = configured(&rules);
+        assert!(!is_enabled(&a));
+        assert!(is_enabled(&b));
+    }
+
+    #[test]
+    fn yaml_applications_limit_items_to_the_named_side_s_application() {
+        let rules = yaml(
+            "configs:\n\
+             - side: consumer\n  applications: [other]\n  parameters: {timeout: 1}\n\
+             - side: consumer\n  applications: [app]\n  parameters: {retries: 5}\n\
+             - side: provider\n  applications: [papp]\n  parameters: {weight: 7}\n\
+             - side: provider\n  applications: [app]\n  parameters: {loadbalance: p2c}\n",
+        );
+        let [a, _] = configured(&rules);
+        assert_eq!(a.param("timeout"), None, "another consumer application");
+        assert_eq!(a.param("retries"), Some("5"));
+        assert_eq!(a.param("weight"), Some("7"), "the provider's application");
+        assert_eq!(a.param("loadbalance"), None, "`app` is not the provider's");
+    }
+
+    #[test]
+    fn yaml_application_scope_uses_key_as_the_application_and_filters_services() {
+        let rules = yaml(
+            "scope: application\nkey: app\nconfigs:\n\
+             - side: consumer\n  services: [\"I:1.0.0\"]\n  parameters: {timeout: 11}\n\
+             - side: consumer\n  services: [J]\n  parameters: {retries: 9}\n\
+             - side: consumer\n  services: [\"I:2.0.0\"]\n  parameters: {sticky: true}\n",
+        );
+        let [a, _] = configured(&rules);
+        assert_eq!(a.param("timeout"), Some("11"));
+        assert_eq!(a.param("retries"), None, "another service");
+        assert_eq!(a.param("sticky"), None, "another version");
+        let elsewhere = yaml(
+            "scope: application\nkey: other\nconfigs:\n- side: consumer\n  parameters: {timeout: 1}\n",
+        );
+        let [a, _] = configured(&elsewhere);
+        assert_eq!(a.param("timeout"), None, "another application's document");
+    }
+
+    #[test]
+    fn yaml_disabled_documents_and_items_are_ignored() {
+        assert!(
+            yaml("enabled: false\nconfigs:\n- side: consumer\n  parameters: {timeout: 1}\n")
+                .is_empty()
+        );
+        let rules = yaml(
+            "configs:\n\
+             - side: consumer\n  enabled: false\n  parameters: {timeout: 1}\n\
+             - side: consumer\n  parameters: {retries: 4}\n",
+        );
+        let [a, _] = configured(&rules);
+        assert_eq!(a.param("timeout"), None);
+        assert_eq!(a.param("retries"), Some("4"));
+        assert!(yaml("  \n").is_empty(), "an emptied node means no rules");
+    }
+
+    #[test]
+    fn yaml_errors_name_the_rule_and_what_is_wrong() {
+        let err = |text: &str| match from_yaml(text, &consumer()) {
+            Ok(rules) => panic!("accepted {text:?}: {rules:?}"),
+            Err(e) => e.to_string(),
+        };
+        let e = err("configs: [side: consumer");
+        assert!(
+            e.contains("`I:1.0.0:`") && e.contains("configs: [side"),
+            "{e}"
+        );
+        let e = err("configs:\n- side: server\n  parameters: {timeout: 1}\n");
+        assert!(
+            e.contains("configs[0]") && e.contains("unknown `side: server`"),
+            "{e}"
+        );
+        let e = err("configs:\n- side: consumer\n  parameters: {}\n");
+        assert!(e.contains("no `parameters`"), "{e}");
+        let e = err("configs:\n- side: provider\n  addresses: [\"10.0.0.1:x\"]\n  parameters: {weight: 1}\n");
+        assert!(e.contains("port `x`"), "{e}");
+        let e = err("scope: cluster\nconfigs: []\n");
+        assert!(e.contains("unknown `scope: cluster`"), "{e}");
+        let e = err("key: I\n");
+        assert!(e.contains("`configs` is missing"), "{e}");
+        let e = err("configs:\n- side: consumer\n  parameters: {timeout: [1, 2]}\n");
+        assert!(e.contains("parameter `timeout`"), "{e}");
     }
 }
