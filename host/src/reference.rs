@@ -261,10 +261,11 @@ impl Reference {
     /// union of all of them). Returns once every registry gave its first snapshot.
     async fn follow(
         &self,
-        registries: Vec<(String, Arc<dyn Registry>)>,
+        registries: Vec<(String, Arc<dyn Registry>, Zone)>,
     ) -> Result<(), ReferenceError> {
+        let zones: Arc<[Zone]> = registries.iter().map(|(_, _, z)| z.clone()).collect();
         let mut receivers = Vec::new();
-        for (name, registry) in &registries {
+        for (name, registry, _) in &registries {
             let rx =
                 registry
                     .subscribe(&self.consumer)
@@ -281,14 +282,15 @@ impl Reference {
         ));
         let cache: Arc<Mutex<HashMap<String, Arc<dyn Invoker>>>> =
             Arc::new(Mutex::new(HashMap::new()));
-        apply(&self.directory, &self.factory, &latest, &cache);
+        apply(&self.directory, &self.factory, &latest, &cache, &zones);
         let mut watchers = Vec::new();
         for (i, mut rx) in receivers.into_iter().enumerate() {
-            let (dir, factory, latest, cache) = (
+            let (dir, factory, latest, cache, zones) = (
                 self.directory.clone(),
                 self.factory.clone(),
                 latest.clone(),
                 cache.clone(),
+                zones.clone(),
             );
             watchers.push(tokio::spawn(async move {
                 while rx.changed().await.is_ok() {
@@ -298,7 +300,7 @@ impl Reference {
                             *slot = snap;
                         }
                     }
-                    apply(&dir, &factory, &latest, &cache);
+                    apply(&dir, &factory, &latest, &cache, &zones);
                 }
             }));
         }
@@ -393,22 +395,64 @@ impl Reference {
     }
 }
 
+/// Where a registry stands for a reference with several registries (Dubbo's zone-aware
+/// cluster): `preferred` registries win, then those in the consumer's `registry_zone`.
+#[derive(Debug, Clone, Default)]
+pub struct Zone {
+    pub preferred: bool,
+    pub zone: Option<String>,
+}
+
+/// The registries whose providers a reference uses: the first preferred one that has
+/// providers; else those in the consumer's `registry_zone` that have providers (none if
+/// `registry_zone_force=true` and no such registry has any); else all. Decided per snapshot,
+/// where Dubbo decides per call.
+pub fn zone_aware(providers: &[usize], zones: &[Zone], consumer: &Url) -> Vec<usize> {
+    let all: Vec<usize> = (0..providers.len()).collect();
+    if providers.len() < 2 {
+        return all;
+    }
+    let has = |i: &usize| providers.get(*i).is_some_and(|n| *n > 0);
+    if let Some(i) = zones.iter().position(|z| z.preferred).filter(has) {
+        return vec![i];
+    }
+    if let Some(want) = consumer.param("registry_zone") {
+        let same: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|i| zones.get(*i).and_then(|z| z.zone.as_deref()) == Some(want))
+            .filter(has)
+            .collect();
+        if !same.is_empty() || consumer.param_bool("registry_zone_force", false) {
+            return same;
+        }
+    }
+    all
+}
+
 /// Rebuilds a directory from the latest snapshot of each registry.
 fn apply(
     dir: &Directory,
     factory: &ProviderFactory,
     latest: &Mutex<Vec<Arc<Snapshot>>>,
     cache: &Mutex<HashMap<String, Arc<dyn Invoker>>>,
+    zones: &[Zone],
 ) {
     let Ok(snaps) = latest.lock().map(|l| l.clone()) else {
         return;
     };
+    let counts: Vec<usize> = snaps.iter().map(|s| s.providers.len()).collect();
+    let used = zone_aware(&counts, zones, dir.consumer());
     let mut providers = Vec::new();
+    for i in &used {
+        if let Some(s) = snaps.get(*i) {
+            providers.extend(s.providers.iter().cloned());
+        }
+    }
     let mut configurator_urls = Vec::new();
     let mut routers: Vec<Arc<dyn Router>> = Vec::new();
     let mut tag_rule = false;
     for s in &snaps {
-        providers.extend(s.providers.iter().cloned());
         configurator_urls.extend(s.configurators.iter().cloned());
         for r in &s.routers {
             match router::from_url(r) {
@@ -493,10 +537,19 @@ impl References {
                             id: c.id.clone(),
                             message: format!("registry `{name}` is not connected"),
                         })?;
-                    chosen.push((name.clone(), reg.clone()));
+                    let zone = config
+                        .registries
+                        .iter()
+                        .find(|g| &g.id == name)
+                        .map(|g| Zone {
+                            preferred: g.preferred.unwrap_or(false),
+                            zone: g.zone.clone(),
+                        })
+                        .unwrap_or_default();
+                    chosen.push((name.clone(), reg.clone(), zone));
                 }
                 if c.register.unwrap_or(true) {
-                    for (name, reg) in &chosen {
+                    for (name, reg, _) in &chosen {
                         reg.register(&r.consumer)
                             .await
                             .map_err(|e| ReferenceError::Registry {
@@ -535,5 +588,51 @@ impl References {
     /// The registries the references follow.
     pub fn registries(&self) -> &[Arc<dyn Registry>] {
         &self.registries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn consumer(q: &str) -> Url {
+        Url::parse(&format!("consumer://10.0.0.9/I?{q}")).expect("valid url")
+    }
+
+    fn zone(preferred: bool, z: Option<&str>) -> Zone {
+        Zone {
+            preferred,
+            zone: z.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn preferred_registry_wins_while_it_has_providers() {
+        let zones = [zone(false, Some("hz")), zone(true, Some("sh"))];
+        assert_eq!(zone_aware(&[3, 2], &zones, &consumer("")), vec![1]);
+        assert_eq!(
+            zone_aware(&[3, 0], &zones, &consumer("")),
+            vec![0, 1],
+            "empty preferred: all"
+        );
+    }
+
+    #[test]
+    fn consumer_zone_picks_its_registries_and_force_allows_none() {
+        let zones = [zone(false, Some("hz")), zone(false, Some("sh"))];
+        assert_eq!(
+            zone_aware(&[3, 2], &zones, &consumer("registry_zone=sh")),
+            vec![1]
+        );
+        assert_eq!(
+            zone_aware(&[3, 0], &zones, &consumer("registry_zone=sh")),
+            vec![0, 1]
+        );
+        assert!(zone_aware(
+            &[3, 0],
+            &zones,
+            &consumer("registry_zone=sh&registry_zone_force=true")
+        )
+        .is_empty());
     }
 }
