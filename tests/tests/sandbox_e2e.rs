@@ -264,14 +264,23 @@ fn a_memory_bomb_is_stopped_at_the_memory_limit() {
 #[test]
 fn too_many_concurrent_requests_get_503() {
     let (_provider, provider) = start_provider();
-    let (host, addr) = serve("instances", &config(&provider, &probe("max-instances = 1")));
+    // A long limit for the loop: on a busy machine it may take a while to be admitted, and it
+    // must still hold the only instance when /ok arrives.
+    let loop_limit_ms = 8000;
+    let (host, addr) = serve(
+        "instances",
+        &config(
+            &provider,
+            &probe_with_timeout(loop_limit_ms, "max-instances = 1"),
+        ),
+    );
 
     let looping = {
         let addr = addr.clone();
         std::thread::spawn(move || http_get(&addr, "/probe/loop"))
     };
     // Until the loop holds the only instance, /ok may still be admitted.
-    let deadline = Instant::now() + Duration::from_millis(PROBE_TIMEOUT_MS / 2);
+    let deadline = Instant::now() + Duration::from_millis(loop_limit_ms / 2);
     let (status, body) = loop {
         let (status, body) = http_get(&addr, "/probe/ok");
         if status != 200 || Instant::now() > deadline {
