@@ -78,8 +78,14 @@ listen = "127.0.0.1:0"
 
 fn start_host(zk: &ZooKeeper) -> (Running, String) {
     let dir = scratch_dir("zk-host");
+    let config = host_config(zk, &hello_guest(), &dir);
+    serve_config(&dir, config)
+}
+
+/// Writes `config` into `dir` and serves it; returns the host and its HTTP address.
+fn serve_config(dir: &Path, config: String) -> (Running, String) {
     let path = dir.join("host.toml");
-    std::fs::write(&path, host_config(zk, &hello_guest(), &dir)).expect("write config");
+    std::fs::write(&path, config).expect("write config");
     let mut host = Running::start(
         &workspace_binary("dubbo-wasm-host"),
         &["serve", "--config", &path.display().to_string()],
@@ -249,16 +255,9 @@ fn host_config_short_session(zk: &ZooKeeper, guest: &Path, data_dir: &Path) -> S
 /// `start_host` with [`host_config_short_session`].
 fn start_host_short_session(zk: &ZooKeeper) -> (Running, String) {
     let dir = scratch_dir("zk-host-short");
-    let path = dir.join("host.toml");
     let config = host_config_short_session(zk, &hello_guest(), &dir);
     assert!(config.contains("?session=4000"), "{config}");
-    std::fs::write(&path, config).expect("write config");
-    let mut host = Running::start(
-        &workspace_binary("dubbo-wasm-host"),
-        &["serve", "--config", &path.display().to_string()],
-    );
-    let base = host.wait_for_line("serving guest `hello` at http://", Duration::from_secs(120));
-    (host, base.trim_end_matches("/hello").to_string())
+    serve_config(&dir, config)
 }
 
 /// The consumer nodes under the demo service, or the error of listing them.
