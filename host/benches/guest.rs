@@ -105,7 +105,10 @@ fn guests(c: &mut Criterion) {
     let candidates = [
         ("hello-http", release.join("hello_http.wasm")),
         ("user-api", release.join("user_api.wasm")),
-        ("hello-py", repo_root().join("guest-examples/hello-py/hello_py.wasm")),
+        (
+            "hello-py",
+            repo_root().join("guest-examples/hello-py/hello_py.wasm"),
+        ),
     ];
     let present: Vec<(&str, PathBuf)> = candidates
         .into_iter()
