@@ -1,5 +1,6 @@
 //! A small Dubbo provider speaking `dubbo://` with Hessian2, built on the host's own codec:
-//! it serves `org.apache.dubbo.demo.DemoService#sayHello` like the Java demo provider, answers
+//! it serves `org.apache.dubbo.demo.DemoService#sayHello` like the Java demo provider and the
+//! `org.apache.dubbo.samples.UserService` methods the typed and generic tests call, answers
 //! heartbeats, counts accepted connections and misbehaves on request (see `faults`). Tests
 //! and the demo run it as a process.
 

@@ -94,6 +94,22 @@ fn serve_config(dir: &Path, config: String) -> (Running, String) {
     (host, base.trim_end_matches("/hello").to_string())
 }
 
+/// Two providers registered in `zk`, with their addresses.
+fn two_providers(zk: &ZooKeeper) -> (Running, String, Running, String) {
+    let (a, a_addr) = registered_provider(zk);
+    let (b, b_addr) = registered_provider(zk);
+    (a, a_addr, b, b_addr)
+}
+
+/// A batch of requests reaches both providers.
+fn expect_both(http: &str, a_addr: &str, b_addr: &str) {
+    let seen = spread(http, 10);
+    assert!(
+        seen.contains_key(a_addr) && seen.contains_key(b_addr),
+        "{seen:?}"
+    );
+}
+
 /// Sends `n` requests and counts the answers by provider address; any failure panics.
 fn spread(addr: &str, n: usize) -> HashMap<String, usize> {
     let mut seen = HashMap::new();
@@ -214,14 +230,9 @@ async fn host_follows_providers_in_zookeeper_and_loses_nothing_when_one_is_kille
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_condition_rule_written_to_zookeeper_moves_the_traffic() {
     let zk = blocking(ZooKeeper::new);
-    let (_a, a_addr) = blocking(|| registered_provider(&zk));
-    let (_b, b_addr) = blocking(|| registered_provider(&zk));
+    let (_a, a_addr, _b, b_addr) = blocking(|| two_providers(&zk));
     let (_host, http) = blocking(|| start_host(&zk));
-    let seen = blocking(|| spread(&http, 10));
-    assert!(
-        seen.contains_key(&a_addr) && seen.contains_key(&b_addr),
-        "{seen:?}"
-    );
+    blocking(|| expect_both(&http, &a_addr, &b_addr));
 
     let rule = format!("=> port = {}", port_of(&b_addr));
     let router = Url::parse(&format!(
@@ -275,14 +286,9 @@ async fn consumer_nodes(zk: &ZooKeeper) -> Result<Vec<String>, String> {
 async fn zookeeper_stopped_and_restarted_under_load_loses_no_request_and_the_consumer_node_reappears(
 ) {
     let mut zk = blocking(ZooKeeper::new);
-    let (_a, a_addr) = blocking(|| registered_provider(&zk));
-    let (_b, b_addr) = blocking(|| registered_provider(&zk));
+    let (_a, a_addr, _b, b_addr) = blocking(|| two_providers(&zk));
     let (host, http) = blocking(|| start_host_short_session(&zk));
-    let seen = blocking(|| spread(&http, 10));
-    assert!(
-        seen.contains_key(&a_addr) && seen.contains_key(&b_addr),
-        "{seen:?}"
-    );
+    blocking(|| expect_both(&http, &a_addr, &b_addr));
 
     // Paced load that spans the outage: at least 300 requests, and on until told to stop.
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -342,14 +348,9 @@ async fn zookeeper_stopped_and_restarted_under_load_loses_no_request_and_the_con
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_yaml_configurator_written_to_zookeeper_disables_one_provider() {
     let zk = blocking(ZooKeeper::new);
-    let (_a, a_addr) = blocking(|| registered_provider(&zk));
-    let (_b, b_addr) = blocking(|| registered_provider(&zk));
+    let (_a, a_addr, _b, b_addr) = blocking(|| two_providers(&zk));
     let (_host, http) = blocking(|| start_host(&zk));
-    let seen = blocking(|| spread(&http, 10));
-    assert!(
-        seen.contains_key(&a_addr) && seen.contains_key(&b_addr),
-        "{seen:?}"
-    );
+    blocking(|| expect_both(&http, &a_addr, &b_addr));
 
     // What Dubbo Admin writes for "disable this provider" in 2.7+ dynamic config.
     let rule = format!(

@@ -49,7 +49,8 @@ pub fn encode_request(
 ) {
     let flags = FLAG_REQUEST | if two_way { FLAG_TWO_WAY } else { 0 };
     let start = start_frame(out, flags, 0, id);
-    let timeout = timeout_ms.to_string();
+    let mut digits = [0u8; 20];
+    let timeout = decimal(timeout_ms, &mut digits);
     {
         let mut enc = Encoder::new(out);
         enc.write_string(DUBBO_VERSION);
@@ -65,10 +66,7 @@ pub fn encode_request(
             ("interface", service.interface.as_str()),
         ];
         let group = service.group.as_deref().map(|g| ("group", g));
-        let rest = [
-            ("version", service.wire_version()),
-            ("timeout", timeout.as_str()),
-        ];
+        let rest = [("version", service.wire_version()), ("timeout", timeout)];
         let extra = inv
             .attachments
             .iter()
@@ -76,6 +74,21 @@ pub fn encode_request(
         enc.write_string_map(fixed.into_iter().chain(group).chain(rest).chain(extra));
     }
     patch_body_len(out, start);
+}
+
+/// `n` in decimal, written into `buf`: the timeout attachment costs no allocation per call.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
 }
 
 /// Appends a heartbeat request (event, two-way, body `null`).
@@ -419,6 +432,13 @@ mod tests {
             if code != status::CLIENT_TIMEOUT && code != status::SERVER_TIMEOUT {
                 assert!(e.to_string().contains(status_name(code)), "{e}");
             }
+        }
+    }
+
+    #[test]
+    fn decimal_prints_like_to_string() {
+        for n in [0, 7, 3000, u64::MAX] {
+            assert_eq!(decimal(n, &mut [0; 20]), n.to_string());
         }
     }
 
