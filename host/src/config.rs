@@ -30,7 +30,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Config {
     #[serde(default)]
@@ -43,6 +43,8 @@ pub struct Config {
     pub guests: Vec<GuestConfig>,
     #[serde(default)]
     pub http: HttpConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
     /// Directory the file was read from; relative paths in it are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -51,12 +53,15 @@ pub struct Config {
 }
 
 /// `[application]`: who this consumer is, as Dubbo Admin shows it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Application {
     pub name: String,
     /// Where registry cache files live (default `~/.dubbo`, as Java Dubbo).
     pub data_dir: Option<PathBuf>,
+    /// On SIGTERM/SIGINT, how long requests in flight may take to finish, in milliseconds
+    /// (default 10 000, as Dubbo's `dubbo.service.shutdown.wait`).
+    pub shutdown_wait: Option<u64>,
 }
 
 impl Default for Application {
@@ -64,12 +69,13 @@ impl Default for Application {
         Application {
             name: "dubbo-wasm-host".to_string(),
             data_dir: None,
+            shutdown_wait: None,
         }
     }
 }
 
 /// `[[registry]]`: a registry references can subscribe to.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RegistryConfig {
     pub id: String,
@@ -87,7 +93,7 @@ pub struct RegistryConfig {
 }
 
 /// `[[reference]]`: one remote Dubbo interface.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ReferenceConfig {
     pub id: String,
@@ -145,7 +151,7 @@ pub struct ReferenceConfig {
 }
 
 /// `[reference.methods.<wit-name>]`: settings of one method.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct MethodConfig {
     /// The Java method name when it is not the lowerCamelCase of the WIT name (overloads).
@@ -162,7 +168,7 @@ pub struct MethodConfig {
 }
 
 /// `[[guest]]`: one WebAssembly component and how it is triggered.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct GuestConfig {
     pub name: String,
@@ -193,7 +199,7 @@ pub enum Trigger {
 }
 
 /// `[http]`: the listener for `trigger = "http"` guests.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct HttpConfig {
     pub listen: String,
@@ -205,6 +211,46 @@ impl Default for HttpConfig {
             listen: "127.0.0.1:8080".to_string(),
         }
     }
+}
+
+/// `[admin]`: health, metrics, references, guests and guest upload over HTTP.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AdminConfig {
+    /// Where the admin API listens (default `127.0.0.1:9090`; loopback only unless `token`).
+    pub listen: Option<String>,
+    /// Bearer token every admin request must carry (`Authorization: Bearer <token>`);
+    /// required when `listen` is not a loopback address.
+    pub token: Option<String>,
+    /// `false` serves no admin API at all.
+    pub enabled: Option<bool>,
+}
+
+/// The admin listener when `[admin] listen` is not given.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
+
+impl AdminConfig {
+    /// Whether the admin API is served.
+    pub fn enabled(&self) -> bool {
+        self.enabled.unwrap_or(true)
+    }
+
+    /// The address to listen on.
+    pub fn listen(&self) -> &str {
+        self.listen.as_deref().unwrap_or(DEFAULT_ADMIN_LISTEN)
+    }
+}
+
+/// Whether `listen` (`host:port`) names a loopback address (`127.x`, `::1`, `localhost`).
+pub fn is_loopback_listen(listen: &str) -> bool {
+    let host = match listen.rsplit_once(':') {
+        Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
+        None => listen,
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl Config {
@@ -349,6 +395,25 @@ impl Config {
                         parsed.protocol
                     ),
                     "write it as zookeeper://host:port",
+                ));
+            }
+        }
+        if self.admin.enabled() {
+            let listen = self.admin.listen();
+            if listen.parse::<std::net::SocketAddr>().is_err()
+                && !listen.starts_with("localhost:")
+            {
+                return Err(self.invalid(
+                    "admin.listen".to_string(),
+                    format!("`{listen}` is not an address with a port"),
+                    "write it as host:port, e.g. \"127.0.0.1:9090\"",
+                ));
+            }
+            if !is_loopback_listen(listen) && self.admin.token.as_deref().is_none_or(str::is_empty) {
+                return Err(self.invalid(
+                    "admin.listen".to_string(),
+                    format!("is `{listen}`, reachable from other machines, and no `admin.token` is set"),
+                    "set `token` under [admin] (clients then send `Authorization: Bearer <token>`), or listen on 127.0.0.1",
                 ));
             }
         }

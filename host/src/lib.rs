@@ -2,6 +2,7 @@
 //! WebAssembly components as WIT imports. See DESIGN.md for the layers; data flows one way per
 //! call: guest → `wasm` binding → `reference` → `protocol::dubbo` → socket, and back.
 
+pub mod check;
 pub mod cluster;
 pub mod config;
 pub mod directory;

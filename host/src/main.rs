@@ -39,6 +39,13 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Validate a configuration without serving: config fields, guest files, each guest's
+    /// imports against its references, and registry reachability.
+    Check {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Call one method of a Dubbo service with JSON arguments and print the result as JSON
     /// (like Dubbo's telnet `invoke`).
     #[command(after_help = CALL_HELP)]
@@ -141,6 +148,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve { config } => serve(config).await.map(|()| ExitCode::SUCCESS),
+            Command::Check { config } => Ok(dubbo_wasm_host::check::run(&config).await),
             Command::Call(args) => call(*args).await,
             Command::Run {
                 config,
