@@ -120,6 +120,11 @@ pub trait Invoker: Send + Sync {
     fn stats(&self) -> &CallStats;
     /// Performs the call.
     fn invoke<'a>(&'a self, inv: &'a Invocation) -> BoxFuture<'a, Result<RpcResult, RpcError>>;
+    /// Connections to the provider as `(open, configured)`, for metrics; `(0, 0)` for
+    /// invokers that hold none.
+    fn connections(&self) -> (usize, usize) {
+        (0, 0)
+    }
 }
 
 /// Per-provider call counters (Dubbo's `RpcStatus`): calls in flight, and the count and total

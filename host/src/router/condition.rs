@@ -120,6 +120,16 @@ impl Router for ConditionRouter {
     fn priority(&self) -> i32 {
         self.priority
     }
+
+    fn describe(&self) -> String {
+        format!(
+            "condition: {} (priority={}, force={}, enabled={})",
+            self.rule,
+            self.priority,
+            self.force,
+            self.parsed.is_some()
+        )
+    }
 }
 
 #[cfg(test)]

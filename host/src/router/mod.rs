@@ -37,6 +37,11 @@ pub trait Router: Send + Sync {
     fn priority(&self) -> i32 {
         0
     }
+
+    /// One line saying what the router does, for the admin views.
+    fn describe(&self) -> String {
+        format!("router (priority={})", self.priority())
+    }
 }
 
 /// Why a router rule was refused; the rule keeps no effect and the caller logs this.

@@ -226,6 +226,24 @@ impl Router for TagRouter {
     fn priority(&self) -> i32 {
         self.priority
     }
+
+    fn describe(&self) -> String {
+        match &self.rule {
+            None => format!(
+                "tag: providers' own dubbo.tag only (priority={})",
+                self.priority
+            ),
+            Some(rule) => {
+                let names: Vec<&str> = rule.tags.iter().map(|t| t.name.as_str()).collect();
+                format!(
+                    "tag: rule with tags [{}] (priority={}, force={})",
+                    names.join(", "),
+                    self.priority,
+                    rule.force
+                )
+            }
+        }
+    }
 }
 
 #[cfg(test)]

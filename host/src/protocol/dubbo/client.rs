@@ -51,6 +51,11 @@ impl ExchangeClient {
         }
     }
 
+    /// Whether a connection is open now (it may be read-only).
+    pub fn is_connected(&self) -> bool {
+        self.live().is_some()
+    }
+
     /// The live connection, connecting first if there is none.
     pub async fn connection(&self) -> Result<Arc<Connection>, RpcError> {
         if let Some(c) = self.live() {

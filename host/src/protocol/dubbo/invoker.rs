@@ -111,4 +111,9 @@ impl Invoker for DubboInvoker {
     fn invoke<'a>(&'a self, inv: &'a Invocation) -> BoxFuture<'a, Result<RpcResult, RpcError>> {
         Box::pin(self.call(inv))
     }
+
+    fn connections(&self) -> (usize, usize) {
+        let open = self.clients.iter().filter(|c| c.is_connected()).count();
+        (open, self.clients.len())
+    }
 }
