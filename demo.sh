@@ -32,4 +32,6 @@ echo "==> curl '$url'"
 curl -sS "$url"
 echo
 echo "==> the host is serving; try: curl 'http://127.0.0.1:8080/hello?name=you'   (Ctrl-C stops)"
+echo "    guests and metrics: curl http://127.0.0.1:9090/admin/guests ; curl http://127.0.0.1:9090/metrics"
+echo "    hot swap: rebuild the guest, or mv a new component over guest-examples/target/wasm32-wasip2/release/hello_http.wasm"
 wait

@@ -400,8 +400,7 @@ impl Config {
         }
         if self.admin.enabled() {
             let listen = self.admin.listen();
-            if listen.parse::<std::net::SocketAddr>().is_err()
-                && !listen.starts_with("localhost:")
+            if listen.parse::<std::net::SocketAddr>().is_err() && !listen.starts_with("localhost:")
             {
                 return Err(self.invalid(
                     "admin.listen".to_string(),
@@ -409,7 +408,8 @@ impl Config {
                     "write it as host:port, e.g. \"127.0.0.1:9090\"",
                 ));
             }
-            if !is_loopback_listen(listen) && self.admin.token.as_deref().is_none_or(str::is_empty) {
+            if !is_loopback_listen(listen) && self.admin.token.as_deref().is_none_or(str::is_empty)
+            {
                 return Err(self.invalid(
                     "admin.listen".to_string(),
                     format!("is `{listen}`, reachable from other machines, and no `admin.token` is set"),

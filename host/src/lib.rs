@@ -2,16 +2,19 @@
 //! WebAssembly components as WIT imports. See DESIGN.md for the layers; data flows one way per
 //! call: guest → `wasm` binding → `reference` → `protocol::dubbo` → socket, and back.
 
+pub mod admin;
 pub mod check;
 pub mod cluster;
 pub mod config;
 pub mod directory;
 pub mod generic;
 pub mod loadbalance;
+pub mod metrics;
 pub mod protocol;
 pub mod reference;
 pub mod registry;
 pub mod router;
 pub mod rpc;
+pub mod server;
 pub mod url;
 pub mod wasm;

@@ -1,10 +1,8 @@
 //! The `dubbo-wasm-host` command line.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
@@ -12,12 +10,11 @@ use dubbo_wasm_host::config::{Config, GuestConfig, ReferenceConfig, Trigger};
 use dubbo_wasm_host::generic;
 use dubbo_wasm_host::protocol::dubbo::ConnectionPool;
 use dubbo_wasm_host::protocol::hessian2::{Map, Value};
-use dubbo_wasm_host::reference::{Reference, References};
-use dubbo_wasm_host::registry::{self, Registry, RegistryOptions};
+use dubbo_wasm_host::reference::Reference;
 use dubbo_wasm_host::rpc::RpcError;
+use dubbo_wasm_host::server::build_references;
 use dubbo_wasm_host::url::Url;
-use dubbo_wasm_host::wasm::http::HttpTrigger;
-use dubbo_wasm_host::wasm::{new_engine, Guest};
+use dubbo_wasm_host::wasm::new_engine;
 use serde::Deserialize;
 
 #[derive(Parser)]
@@ -147,7 +144,9 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve { config } => serve(config).await.map(|()| ExitCode::SUCCESS),
+            Command::Serve { config } => dubbo_wasm_host::server::serve(&config)
+                .await
+                .map(|()| ExitCode::SUCCESS),
             Command::Check { config } => Ok(dubbo_wasm_host::check::run(&config).await),
             Command::Call(args) => call(*args).await,
             Command::Run {
@@ -164,47 +163,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
-    let config = Config::load(&config_path)?;
-    let refs = build_references(&config).await?;
-    let engine = new_engine()?;
-    let mut routes = Vec::new();
-    for g in &config.guests {
-        if g.trigger != Trigger::Http {
-            continue;
-        }
-        let path = config.guest_path(g);
-        let started = std::time::Instant::now();
-        let guest = Guest::load(&engine, g, &path, &refs)?;
-        tracing::info!(guest = %g.name, path = %path.display(), ms = started.elapsed().as_millis() as u64, "guest loaded");
-        let route = g.route.clone().unwrap_or_else(|| "/".to_string());
-        routes.push((route, Arc::new(guest)));
-    }
-    if routes.is_empty() {
-        bail!(
-            "config file {}: no [[guest]] with trigger = \"http\" to serve\n  fix: add one (see guest-examples/demo.toml)",
-            config_path.display()
-        );
-    }
-    let listen = &config.http.listen;
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
-        format!(
-            "cannot listen on {listen} ([http] listen in {})\n  fix: stop the process using that port or choose another address",
-            config_path.display()
-        )
-    })?;
-    let addr = listener.local_addr()?;
-    for (route, guest) in &routes {
-        println!("serving guest `{}` at http://{addr}{route}", guest.name());
-    }
-    let trigger = Arc::new(HttpTrigger::new(routes));
-    let server = tokio::spawn(trigger.serve(listener));
-    shutdown_signal().await;
-    tracing::info!("shutting down");
-    server.abort();
-    Ok(())
 }
 
 /// One generic call: exit 0 with the JSON result on stdout, 1 on an rpc error, 2 on a usage
@@ -337,57 +295,6 @@ fn rpc_error_line(e: &RpcError) -> String {
         | RpcError::Other(m) => m.clone(),
     };
     format!("{}: {message}", e.kind())
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
-
-/// Connects the registries the references use and builds every reference over one
-/// connection pool.
-async fn build_references(config: &Config) -> anyhow::Result<References> {
-    let pool = Arc::new(ConnectionPool::default());
-    let mut registries: HashMap<String, Arc<dyn Registry>> = HashMap::new();
-    for r in &config.registries {
-        if !config
-            .references
-            .iter()
-            .any(|c| c.url.is_none() && c.registry.contains(&r.id))
-        {
-            continue;
-        }
-        let address =
-            Url::parse(&r.address).with_context(|| format!("[[registry]] `{}` address", r.id))?;
-        let mut opts =
-            RegistryOptions::from_address(address, &config.application.name, config.data_dir());
-        if let Some(ms) = r.session_timeout {
-            opts.session_timeout = Duration::from_millis(ms);
-        }
-        if let Some(ms) = r.connect_timeout {
-            opts.connect_timeout = Duration::from_millis(ms);
-        }
-        let registry = registry::connect(opts).await.with_context(|| {
-            format!(
-                "[[registry]] `{}` ({}) in {}",
-                r.id,
-                r.address,
-                config.path.display()
-            )
-        })?;
-        registries.insert(r.id.clone(), registry);
-    }
-    Ok(References::build(config, &pool, &registries).await?)
 }
 
 /// `run`: one CLI guest, stdout and stderr passed through, its exit code returned.

@@ -12,6 +12,7 @@ use crate::cluster::{self, ClusterKind, FailbackQueue, MethodPolicy};
 use crate::config::{Config, MethodConfig, ReferenceConfig};
 use crate::directory::{build_state, configurator, Directory};
 use crate::loadbalance;
+use crate::metrics::ReferenceMetrics;
 use crate::protocol::dubbo::{ConnectionConfig, ConnectionPool, DubboInvoker, ExchangeClient};
 use crate::registry::{Registry, Snapshot};
 use crate::router::{self, Router};
@@ -75,6 +76,10 @@ pub struct Reference {
     factory: Arc<ProviderFactory>,
     methods: std::collections::BTreeMap<String, MethodConfig>,
     java_types: std::collections::BTreeMap<String, String>,
+    /// Calls per Java method, recorded by `invoke`.
+    metrics: ReferenceMetrics,
+    /// The `[[registry]]` ids the providers come from (none for a direct `url`).
+    registry_ids: Vec<String>,
 }
 
 impl Drop for Reference {
@@ -230,6 +235,12 @@ impl Reference {
             factory,
             methods: cfg.methods.clone(),
             java_types: cfg.java_types.clone(),
+            metrics: ReferenceMetrics::default(),
+            registry_ids: if cfg.url.is_none() {
+                cfg.registry.clone()
+            } else {
+                Vec::new()
+            },
         };
         if let Some(raw) = &cfg.url {
             let mut providers = Vec::new();
@@ -345,6 +356,21 @@ impl Reference {
         &self.directory
     }
 
+    /// Whether the reference has `check = true` (the default): it needs a provider to be ready.
+    pub fn check(&self) -> bool {
+        self.check
+    }
+
+    /// The call metrics of this reference, per Java method.
+    pub fn metrics(&self) -> &ReferenceMetrics {
+        &self.metrics
+    }
+
+    /// The `[[registry]]` ids the providers come from; empty for a direct `url`.
+    pub fn registry_ids(&self) -> &[String] {
+        &self.registry_ids
+    }
+
     /// Whether `check = true` and no provider is listed: Dubbo refuses to start then.
     fn check_failed(&self) -> bool {
         self.check && self.directory.state().invokers.is_empty()
@@ -390,8 +416,64 @@ impl Reference {
 
     /// Calls the service as the reference's cluster, router and load-balancing settings say.
     pub async fn invoke(&self, inv: &Invocation) -> Result<RpcResult, RpcError> {
+        let call = self.metrics.begin(&inv.method);
         let policy = self.policy(&inv.method);
-        cluster::invoke(&self.directory, &policy, &self.failback, inv).await
+        let result = cluster::invoke(&self.directory, &policy, &self.failback, inv).await;
+        call.finish(&result);
+        result
+    }
+}
+
+impl Reference {
+    /// Builds reference `c` of `config`: registers its consumer and follows its registries,
+    /// or takes its direct `url` providers. Fails on `check = true` without providers.
+    async fn subscribed(
+        config: &Config,
+        c: &ReferenceConfig,
+        pool: &Arc<ConnectionPool>,
+        registries: &HashMap<String, Arc<dyn Registry>>,
+    ) -> Result<Reference, ReferenceError> {
+        let r = Reference::with_application(&config.application.name, c, pool)?;
+        if c.url.is_none() {
+            let mut chosen = Vec::new();
+            for name in &c.registry {
+                let reg = registries
+                    .get(name)
+                    .ok_or_else(|| ReferenceError::Invalid {
+                        id: c.id.clone(),
+                        message: format!("registry `{name}` is not connected"),
+                    })?;
+                let zone = config
+                    .registries
+                    .iter()
+                    .find(|g| &g.id == name)
+                    .map(|g| Zone {
+                        preferred: g.preferred.unwrap_or(false),
+                        zone: g.zone.clone(),
+                    })
+                    .unwrap_or_default();
+                chosen.push((name.clone(), reg.clone(), zone));
+            }
+            if c.register.unwrap_or(true) {
+                for (name, reg, _) in &chosen {
+                    reg.register(&r.consumer)
+                        .await
+                        .map_err(|e| ReferenceError::Registry {
+                            id: c.id.clone(),
+                            registry: name.clone(),
+                            message: e.to_string(),
+                        })?;
+                }
+            }
+            r.follow(chosen).await?;
+        }
+        if r.check_failed() {
+            return Err(ReferenceError::NoProvider {
+                id: c.id.clone(),
+                service: r.service.to_string(),
+            });
+        }
+        Ok(r)
     }
 }
 
@@ -513,7 +595,8 @@ fn apply(
 #[derive(Default, Clone)]
 pub struct References {
     by_id: Arc<HashMap<String, Arc<Reference>>>,
-    registries: Vec<Arc<dyn Registry>>,
+    /// `([[registry]] id, session)`, sorted by id.
+    registries: Vec<(String, Arc<dyn Registry>)>,
 }
 
 impl References {
@@ -525,53 +608,37 @@ impl References {
         pool: &Arc<ConnectionPool>,
         registries: &HashMap<String, Arc<dyn Registry>>,
     ) -> Result<References, ReferenceError> {
+        References::rebuild(config, pool, registries, &References::default(), &|_| false).await
+    }
+
+    /// Builds the references of `config` like [`References::build`], but keeps from `old`
+    /// every reference for which `unchanged(id)` holds — with its directory, subscriptions
+    /// and connections — so a config reload disturbs only what changed. New references share
+    /// `pool`, so one still using a kept reference's provider address shares its connection.
+    pub async fn rebuild(
+        config: &Config,
+        pool: &Arc<ConnectionPool>,
+        registries: &HashMap<String, Arc<dyn Registry>>,
+        old: &References,
+        unchanged: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<References, ReferenceError> {
         let mut by_id = HashMap::new();
         for c in &config.references {
-            let r = Reference::with_application(&config.application.name, c, pool)?;
-            if c.url.is_none() {
-                let mut chosen = Vec::new();
-                for name in &c.registry {
-                    let reg = registries
-                        .get(name)
-                        .ok_or_else(|| ReferenceError::Invalid {
-                            id: c.id.clone(),
-                            message: format!("registry `{name}` is not connected"),
-                        })?;
-                    let zone = config
-                        .registries
-                        .iter()
-                        .find(|g| &g.id == name)
-                        .map(|g| Zone {
-                            preferred: g.preferred.unwrap_or(false),
-                            zone: g.zone.clone(),
-                        })
-                        .unwrap_or_default();
-                    chosen.push((name.clone(), reg.clone(), zone));
-                }
-                if c.register.unwrap_or(true) {
-                    for (name, reg, _) in &chosen {
-                        reg.register(&r.consumer)
-                            .await
-                            .map_err(|e| ReferenceError::Registry {
-                                id: c.id.clone(),
-                                registry: name.clone(),
-                                message: e.to_string(),
-                            })?;
-                    }
-                }
-                r.follow(chosen).await?;
+            if let Some(kept) = old.get(&c.id).filter(|_| unchanged(&c.id)) {
+                by_id.insert(c.id.clone(), kept.clone());
+                continue;
             }
-            if r.check_failed() {
-                return Err(ReferenceError::NoProvider {
-                    id: c.id.clone(),
-                    service: r.service.to_string(),
-                });
-            }
+            let r = Reference::subscribed(config, c, pool, registries).await?;
             by_id.insert(c.id.clone(), Arc::new(r));
         }
+        let mut registries: Vec<(String, Arc<dyn Registry>)> = registries
+            .iter()
+            .map(|(id, r)| (id.clone(), r.clone()))
+            .collect();
+        registries.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(References {
             by_id: Arc::new(by_id),
-            registries: registries.values().cloned().collect(),
+            registries,
         })
     }
 
@@ -585,8 +652,8 @@ impl References {
         self.by_id.values()
     }
 
-    /// The registries the references follow.
-    pub fn registries(&self) -> &[Arc<dyn Registry>] {
+    /// The registries the references follow, as `([[registry]] id, session)` sorted by id.
+    pub fn registries(&self) -> &[(String, Arc<dyn Registry>)] {
         &self.registries
     }
 }

@@ -13,6 +13,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use super::bind::bind_imports;
 use super::host::HostState;
+use super::slot::Digest;
 use super::WasmError;
 use crate::config::GuestConfig;
 use crate::reference::References;
@@ -31,9 +32,20 @@ pub fn compile(engine: &Engine, cfg: &GuestConfig, path: &Path) -> Result<Compon
         path: path.to_path_buf(),
         source,
     })?;
-    Component::new(engine, &bytes).map_err(|e| WasmError::Compile {
+    compile_bytes(engine, cfg, &bytes, path)
+}
+
+/// Compiles a guest's component from `bytes` read from `origin` (a file, or where an upload
+/// came from), through the engine's on-disk cache. Blocks for as long as compilation takes.
+pub fn compile_bytes(
+    engine: &Engine,
+    cfg: &GuestConfig,
+    bytes: &[u8],
+    origin: &Path,
+) -> Result<Component, WasmError> {
+    Component::new(engine, bytes).map_err(|e| WasmError::Compile {
         guest: cfg.name.clone(),
-        path: path.to_path_buf(),
+        path: origin.to_path_buf(),
         message: format!("{e:#}"),
     })
 }
@@ -77,6 +89,7 @@ pub struct Guest {
     name: String,
     pre: ProxyPre<HostState>,
     cfg: GuestConfig,
+    digest: Digest,
     timeout: Duration,
     instances: Arc<Semaphore>,
 }
@@ -89,14 +102,31 @@ impl Guest {
         path: &Path,
         refs: &References,
     ) -> Result<Guest, WasmError> {
-        let component = compile(engine, cfg, path)?;
-        let linker = linker_for(engine, &component, cfg, refs)?;
+        let bytes = std::fs::read(path).map_err(|source| WasmError::Read {
+            guest: cfg.name.clone(),
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let component = compile_bytes(engine, cfg, &bytes, path)?;
+        Guest::bind(engine, cfg, &component, Digest::of(&bytes), refs)
+    }
+
+    /// Binds a compiled component to `cfg`'s granted references and pre-instantiates it: the
+    /// type check a new version must pass before it may serve.
+    pub fn bind(
+        engine: &Engine,
+        cfg: &GuestConfig,
+        component: &Component,
+        digest: Digest,
+        refs: &References,
+    ) -> Result<Guest, WasmError> {
+        let linker = linker_for(engine, component, cfg, refs)?;
         let bind_err = |message: String| WasmError::Bind {
             guest: cfg.name.clone(),
             message,
         };
         let pre = linker
-            .instantiate_pre(&component)
+            .instantiate_pre(component)
             .map_err(|e| bind_err(format!("{e:#}")))?;
         let pre = ProxyPre::new(pre).map_err(|e| {
             bind_err(format!(
@@ -107,6 +137,7 @@ impl Guest {
             name: cfg.name.clone(),
             pre,
             cfg: cfg.clone(),
+            digest,
             timeout: time_limit(cfg),
             instances: Arc::new(Semaphore::new(
                 cfg.max_instances.unwrap_or(DEFAULT_MAX_INSTANCES),
@@ -117,6 +148,21 @@ impl Guest {
     /// The guest's name in config.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The compiled component this version runs.
+    pub fn component(&self) -> &Component {
+        self.pre.instance_pre().component()
+    }
+
+    /// The guest's settings.
+    pub fn config(&self) -> &GuestConfig {
+        &self.cfg
+    }
+
+    /// The digest of the module bytes this version was loaded from.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
     }
 
     /// The wall-time limit of one request.

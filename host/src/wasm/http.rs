@@ -1,9 +1,18 @@
 //! The `http` trigger: serves `wasi:http/incoming-handler` guests on one listener, routed by
 //! path prefix, with one fresh instance per request from the guest's pre-instantiated
 //! component. A guest that traps, runs out of time or never answers fails only its request.
+//! Each request takes its guest's current version once, so a hot swap never affects a request
+//! in flight; routes themselves can be replaced at run time (config reload).
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use futures_util::FutureExt;
+use hyper_util::server::graceful::GracefulShutdown;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -16,68 +25,117 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
 
+use super::slot::GuestSlot;
 use super::Guest;
 
-/// Guests by route prefix, longest prefix first.
+/// Route prefixes and their guest slots, longest prefix first.
+pub type Routes = Vec<(String, Arc<GuestSlot>)>;
+
+/// Guests by route prefix.
 pub struct HttpTrigger {
-    routes: Vec<(String, Arc<Guest>)>,
+    routes: ArcSwap<Routes>,
 }
 
 impl HttpTrigger {
-    /// Routes each `(prefix, guest)` pair.
-    pub fn new(mut routes: Vec<(String, Arc<Guest>)>) -> Self {
-        routes.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
-        HttpTrigger { routes }
-    }
-
-    fn route(&self, path: &str) -> Option<&Arc<Guest>> {
-        self.routes.iter().find_map(|(prefix, guest)| {
-            let rest = path.strip_prefix(prefix.trim_end_matches('/'))?;
-            (rest.is_empty() || rest.starts_with('/') || prefix == "/").then_some(guest)
-        })
-    }
-
-    /// Accepts connections until the task is dropped, serving each on its own task.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
-        loop {
-            let (stream, peer) = match listener.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    // Usually out of file descriptors: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let this = self.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let this = this.clone();
-                    async move { Ok::<_, Infallible>(this.handle(req).await) }
-                });
-                if let Err(e) = http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-                {
-                    tracing::debug!(%peer, error = %e, "http connection ended with an error");
-                }
-            });
+    /// Routes each `(prefix, slot)` pair.
+    pub fn new(routes: Routes) -> Self {
+        HttpTrigger {
+            routes: ArcSwap::from_pointee(sorted(routes)),
         }
     }
 
-    /// Runs the routed guest for one request.
+    /// Replaces the routes; requests already routed keep their guest.
+    pub fn set_routes(&self, routes: Routes) {
+        self.routes.store(Arc::new(sorted(routes)));
+    }
+
+    fn route(&self, path: &str) -> Option<Arc<GuestSlot>> {
+        self.routes.load().iter().find_map(|(prefix, slot)| {
+            let rest = path.strip_prefix(prefix.trim_end_matches('/'))?;
+            (rest.is_empty() || rest.starts_with('/') || prefix == "/").then(|| slot.clone())
+        })
+    }
+
+    /// Accepts connections, serving each on its own task, until `shutdown` completes; then
+    /// stops accepting (taking in connections the kernel already completed), lets every
+    /// request in flight finish for up to `drain`, and returns whether all of them did.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+        drain: Duration,
+    ) -> bool {
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                () = &mut shutdown => break,
+            };
+            match accepted {
+                Ok((stream, peer)) => self.clone().spawn_connection(&graceful, stream, peer),
+                Err(e) => {
+                    // Usually out of file descriptors: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        // Connections whose handshake completed before the listener closes would be reset
+        // by the close: serve them too.
+        while let Some(Ok((stream, peer))) = listener.accept().now_or_never() {
+            self.clone().spawn_connection(&graceful, stream, peer);
+        }
+        drop(listener);
+        let in_flight = graceful.count();
+        tracing::info!(
+            connections = in_flight,
+            "stopped accepting; finishing requests in flight"
+        );
+        tokio::time::timeout(drain, graceful.shutdown())
+            .await
+            .is_ok()
+    }
+
+    fn spawn_connection(
+        self: Arc<Self>,
+        graceful: &GracefulShutdown,
+        stream: tokio::net::TcpStream,
+        peer: std::net::SocketAddr,
+    ) {
+        let _ = stream.set_nodelay(true);
+        let service = hyper::service::service_fn(move |req| {
+            let this = self.clone();
+            async move { Ok::<_, Infallible>(this.handle(req).await) }
+        });
+        let conn = http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "http connection ended with an error");
+            }
+        });
+    }
+
+    /// Runs the routed guest's current version for one request.
     pub async fn handle(&self, req: Request<hyper::body::Incoming>) -> Response<HyperOutgoingBody> {
-        let Some(guest) = self.route(req.uri().path()).cloned() else {
+        let Some(slot) = self.route(req.uri().path()) else {
             return text(
                 StatusCode::NOT_FOUND,
                 format!("no guest is routed at {}\n", req.uri().path()),
             );
         };
+        let counters = slot.counters();
+        counters.requests.fetch_add(1, Ordering::Relaxed);
+        let guest = slot.current();
         match run_guest(&guest, req).await {
             Ok(resp) => resp,
-            Err((status, reason)) => {
+            Err((status, reason, trapped)) => {
+                if trapped {
+                    counters.traps.fetch_add(1, Ordering::Relaxed);
+                }
                 tracing::warn!(guest = guest.name(), %status, reason = %reason, "request failed");
                 text(
                     status,
@@ -88,15 +146,26 @@ impl HttpTrigger {
     }
 }
 
+fn sorted(mut routes: Routes) -> Routes {
+    routes.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
+    routes
+}
+
+/// Why a request failed: status, reason, and whether the guest itself failed (trap, time
+/// limit, no response) rather than the host refusing to run it.
+type Failure = (StatusCode, String, bool);
+
 async fn run_guest(
     guest: &Arc<Guest>,
     req: Request<hyper::body::Incoming>,
-) -> Result<Response<HyperOutgoingBody>, (StatusCode, String)> {
-    let internal = |e: wasmtime::Error| (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"));
+) -> Result<Response<HyperOutgoingBody>, Failure> {
+    let internal =
+        |e: wasmtime::Error| (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"), false);
     let Some(permit) = guest.admit() else {
         return Err((
             StatusCode::SERVICE_UNAVAILABLE,
             "too many requests in flight (max-instances)".to_string(),
+            false,
         ));
     };
     let mut store = guest.new_store();
@@ -124,16 +193,22 @@ async fn run_guest(
     let limit = guest.timeout();
     match tokio::time::timeout(limit, rx).await {
         Ok(Ok(Ok(resp))) => Ok(resp),
-        Ok(Ok(Err(code))) => Err((StatusCode::INTERNAL_SERVER_ERROR, format!("{code:?}"))),
+        Ok(Ok(Err(code))) => Err((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{code:?}"),
+            false,
+        )),
         Ok(Err(_)) => Err(match task.await {
             Ok(Ok(())) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "it returned without setting a response".to_string(),
+                true,
             ),
             Ok(Err(e)) => trap_status(&e, limit),
             Err(e) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("guest task failed: {e}"),
+                true,
             ),
         }),
         Err(_) => {
@@ -144,20 +219,23 @@ async fn run_guest(
                     "no response within its time limit of {} ms",
                     limit.as_millis()
                 ),
+                true,
             ))
         }
     }
 }
 
-fn trap_status(e: &wasmtime::Error, limit: std::time::Duration) -> (StatusCode, String) {
+fn trap_status(e: &wasmtime::Error, limit: Duration) -> Failure {
     match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("ran past its time limit of {} ms", limit.as_millis()),
+            true,
         ),
         _ => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("trapped: {}", short(e)),
+            true,
         ),
     }
 }

@@ -8,9 +8,12 @@ pub mod engine;
 pub mod guest;
 pub mod host;
 pub mod http;
+pub mod slot;
+pub mod watch;
 
 pub use engine::new_engine;
 pub use guest::Guest;
+pub use slot::{Digest, GuestSlot, Loader, Source, SwapOutcome};
 
 use std::path::PathBuf;
 

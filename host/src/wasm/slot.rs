@@ -1,0 +1,437 @@
+//! Guest slots and hot swap. A slot holds the version of one guest that serves now, as an
+//! `Arc<Guest>` swapped atomically: a request takes the current version once and runs on it to
+//! the end, so requests in flight finish on the old version while new ones get the new. A new
+//! version is compiled off the request path (through an in-memory cache of recent versions by
+//! digest, then wasmtime's on-disk cache, keyed by the module bytes and the engine's
+//! compatibility), bound to the guest's granted references and pre-instantiated before it may
+//! serve; a version that fails any of that is refused and the old one keeps serving.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use sha2::{Digest as _, Sha256};
+use wasmtime::component::Component;
+use wasmtime::Engine;
+
+use super::guest::{compile_bytes, Guest};
+use super::WasmError;
+use crate::config::GuestConfig;
+use crate::reference::References;
+
+/// Compiled versions kept in memory, so swapping back to a recent version only binds it.
+const COMPILED_IN_MEMORY: usize = 16;
+
+/// The SHA-256 digest of a module's bytes: a version's identity.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Digest([u8; 32]);
+
+impl Digest {
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest(Sha256::digest(bytes).into())
+    }
+}
+
+impl fmt::Display for Digest {
+    /// Lowercase hex, as `sha256sum` prints it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Where a guest version came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The guest's `path`, at startup, on a file change or on a config reload.
+    File,
+    /// `PUT /admin/guests/{name}`.
+    Upload,
+}
+
+impl Source {
+    /// `file` or `upload`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::File => "file",
+            Source::Upload => "upload",
+        }
+    }
+}
+
+/// Compiles and binds guest versions. One per process: it owns the engine and the in-memory
+/// cache of compiled components.
+pub struct Loader {
+    engine: Engine,
+    compiled: Mutex<Vec<(Digest, Component, u64)>>,
+    uses: AtomicU64,
+}
+
+impl Loader {
+    /// A loader compiling with `engine`.
+    pub fn new(engine: Engine) -> Loader {
+        Loader {
+            engine,
+            compiled: Mutex::new(Vec::new()),
+            uses: AtomicU64::new(0),
+        }
+    }
+
+    /// The engine guests run on.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles (unless recently compiled), binds and pre-instantiates `bytes` as a version of
+    /// `cfg`'s guest, on a blocking thread: compiling a large component takes seconds.
+    pub async fn load(
+        self: &Arc<Self>,
+        cfg: &GuestConfig,
+        bytes: Arc<[u8]>,
+        origin: &Path,
+        refs: &References,
+    ) -> Result<Guest, WasmError> {
+        let (this, cfg2, origin2, refs) = (
+            self.clone(),
+            cfg.clone(),
+            origin.to_path_buf(),
+            refs.clone(),
+        );
+        tokio::task::spawn_blocking(move || this.load_blocking(&cfg2, &bytes, &origin2, &refs))
+            .await
+            .unwrap_or_else(|e| {
+                Err(WasmError::Bind {
+                    guest: cfg.name.clone(),
+                    message: format!("loading stopped: {e}"),
+                })
+            })
+    }
+
+    /// [`Loader::load`] on the calling thread.
+    pub fn load_blocking(
+        &self,
+        cfg: &GuestConfig,
+        bytes: &[u8],
+        origin: &Path,
+        refs: &References,
+    ) -> Result<Guest, WasmError> {
+        let digest = Digest::of(bytes);
+        let component = match self.cached(&digest) {
+            Some(c) => c,
+            None => {
+                let c = compile_bytes(&self.engine, cfg, bytes, origin)?;
+                self.remember(digest, c.clone());
+                c
+            }
+        };
+        Guest::bind(&self.engine, cfg, &component, digest, refs)
+    }
+
+    fn cached(&self, digest: &Digest) -> Option<Component> {
+        let tick = self.uses.fetch_add(1, Ordering::Relaxed);
+        let mut compiled = self.compiled.lock().ok()?;
+        let entry = compiled.iter_mut().find(|(d, _, _)| d == digest)?;
+        entry.2 = tick;
+        Some(entry.1.clone())
+    }
+
+    fn remember(&self, digest: Digest, component: Component) {
+        let tick = self.uses.fetch_add(1, Ordering::Relaxed);
+        let Ok(mut compiled) = self.compiled.lock() else {
+            return;
+        };
+        if compiled.iter().any(|(d, _, _)| *d == digest) {
+            return;
+        }
+        if compiled.len() >= COMPILED_IN_MEMORY {
+            if let Some(oldest) = compiled
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, e)| e.2)
+                .map(|(i, _)| i)
+            {
+                compiled.swap_remove(oldest);
+            }
+        }
+        compiled.push((digest, component, tick));
+    }
+}
+
+/// A refused version.
+#[derive(Debug, Clone)]
+pub struct LoadFailure {
+    /// When it was refused, in Unix milliseconds.
+    pub at_ms: u64,
+    /// The refused module's digest, when its bytes could be read.
+    pub digest: Option<Digest>,
+    /// Why, as a person would want to read it.
+    pub message: String,
+}
+
+/// What a slot reports besides its current version.
+struct Status {
+    path: PathBuf,
+    generation: u64,
+    loaded_at_ms: u64,
+    load_ms: f64,
+    source: Source,
+    last_error: Option<LoadFailure>,
+    /// The digest of the guest's file when it was last read, loaded or not.
+    file_digest: Option<Digest>,
+}
+
+/// Per-guest counters, as `GET /metrics` shows them.
+#[derive(Default)]
+pub struct GuestCounters {
+    /// Requests routed to the guest.
+    pub requests: AtomicU64,
+    /// Requests that ended in a trap, a time-out or no response.
+    pub traps: AtomicU64,
+    /// Versions swapped in after the first.
+    pub swaps: AtomicU64,
+    /// Versions refused.
+    pub refused: AtomicU64,
+}
+
+/// How a swap attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwapOutcome {
+    /// The new version serves, as this generation.
+    Swapped(u64),
+    /// Same module, same settings: nothing to do.
+    Unchanged,
+}
+
+/// One guest's serving version and its history.
+pub struct GuestSlot {
+    current: ArcSwap<Guest>,
+    status: Mutex<Status>,
+    counters: GuestCounters,
+    /// One load at a time per slot, so versions land in the order they were asked for.
+    loading: tokio::sync::Mutex<()>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl GuestSlot {
+    /// A slot serving `guest`, loaded from `path` in `load_ms` milliseconds, as generation 1.
+    pub fn new(guest: Guest, path: PathBuf, load_ms: f64) -> GuestSlot {
+        let file_digest = Some(*guest.digest());
+        GuestSlot {
+            current: ArcSwap::from_pointee(guest),
+            status: Mutex::new(Status {
+                path,
+                generation: 1,
+                loaded_at_ms: now_ms(),
+                load_ms,
+                source: Source::File,
+                last_error: None,
+                file_digest,
+            }),
+            counters: GuestCounters::default(),
+            loading: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The version serving now; a request keeps it until it ends.
+    pub fn current(&self) -> Arc<Guest> {
+        self.current.load_full()
+    }
+
+    /// The slot's counters.
+    pub fn counters(&self) -> &GuestCounters {
+        &self.counters
+    }
+
+    /// The current generation (1 at startup, one more per version swapped in).
+    pub fn generation(&self) -> u64 {
+        self.status.lock().map_or(0, |s| s.generation)
+    }
+
+    /// The component file the slot follows.
+    pub fn path(&self) -> PathBuf {
+        self.status
+            .lock()
+            .map(|s| s.path.clone())
+            .unwrap_or_default()
+    }
+
+    /// The digest of the guest's file when it was last read (at startup, on a change or a
+    /// reload), whether that version was loaded or refused.
+    pub fn file_digest(&self) -> Option<Digest> {
+        self.status.lock().ok().and_then(|s| s.file_digest)
+    }
+
+    /// The last refused version, if any.
+    pub fn last_error(&self) -> Option<LoadFailure> {
+        self.status.lock().ok().and_then(|s| s.last_error.clone())
+    }
+
+    /// Loads `bytes` as the guest's next version with settings `cfg` (from `path`) and swaps
+    /// it in, unless it is the same module with the same settings and `rebind` is false
+    /// (`rebind`: the granted references changed, so even the same module must be bound
+    /// again). A refused version leaves the current one serving; the reason is kept as the
+    /// slot's last error and returned.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn swap(
+        &self,
+        loader: &Arc<Loader>,
+        cfg: &GuestConfig,
+        path: &Path,
+        bytes: Arc<[u8]>,
+        source: Source,
+        refs: &References,
+        rebind: bool,
+    ) -> Result<SwapOutcome, LoadFailure> {
+        let _one_at_a_time = self.loading.lock().await;
+        let started = Instant::now();
+        let digest = Digest::of(&bytes);
+        if source == Source::File {
+            if let Ok(mut s) = self.status.lock() {
+                s.file_digest = Some(digest);
+            }
+        }
+        let current = self.current();
+        if !rebind && *current.digest() == digest && current.config() == cfg {
+            return Ok(SwapOutcome::Unchanged);
+        }
+        match loader.load(cfg, bytes, path, refs).await {
+            Ok(guest) => Ok(self.install(guest, path, source, started)),
+            Err(e) => Err(self.refuse(&cfg.name, Some(digest), e.to_string())),
+        }
+    }
+
+    /// Binds the module serving now again, with settings `cfg` and references `refs` (a
+    /// config reload that changed them but not the module), and swaps it in.
+    pub async fn rebind(
+        &self,
+        loader: &Arc<Loader>,
+        cfg: &GuestConfig,
+        path: &Path,
+        refs: &References,
+    ) -> Result<SwapOutcome, LoadFailure> {
+        let _one_at_a_time = self.loading.lock().await;
+        let started = Instant::now();
+        let current = self.current();
+        let source = self.status.lock().map_or(Source::File, |s| s.source);
+        match Guest::bind(
+            loader.engine(),
+            cfg,
+            current.component(),
+            *current.digest(),
+            refs,
+        ) {
+            Ok(guest) => Ok(self.install(guest, path, source, started)),
+            Err(e) => Err(self.refuse(&cfg.name, Some(*current.digest()), e.to_string())),
+        }
+    }
+
+    fn install(&self, guest: Guest, path: &Path, source: Source, started: Instant) -> SwapOutcome {
+        let load_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let (name, digest) = (guest.name().to_string(), *guest.digest());
+        self.current.store(Arc::new(guest));
+        self.counters.swaps.fetch_add(1, Ordering::Relaxed);
+        let generation = match self.status.lock() {
+            Ok(mut s) => {
+                s.generation += 1;
+                s.path = path.to_path_buf();
+                s.loaded_at_ms = now_ms();
+                s.load_ms = load_ms;
+                s.source = source;
+                s.generation
+            }
+            Err(_) => 0,
+        };
+        tracing::info!(guest = %name, %digest, generation, source = source.as_str(), load_ms, "guest version swapped in");
+        SwapOutcome::Swapped(generation)
+    }
+
+    /// Records a version that could not be loaded (not even read) and returns the record.
+    pub fn refuse(&self, guest: &str, digest: Option<Digest>, message: String) -> LoadFailure {
+        let failure = LoadFailure {
+            at_ms: now_ms(),
+            digest,
+            message,
+        };
+        self.counters.refused.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(guest, digest = ?failure.digest, error = %failure.message, "guest version refused; the current version keeps serving");
+        if let Ok(mut s) = self.status.lock() {
+            s.last_error = Some(failure.clone());
+        }
+        failure
+    }
+
+    /// The slot as `GET /admin/guests` shows it.
+    pub fn to_json(&self) -> serde_json::Value {
+        let guest = self.current();
+        let cfg = guest.config();
+        let c = &self.counters;
+        let status = self.status.lock().ok();
+        let (path, generation, loaded_at_ms, load_ms, source, last_error) = match &status {
+            Some(s) => (
+                s.path.display().to_string(),
+                s.generation,
+                s.loaded_at_ms,
+                s.load_ms,
+                s.source.as_str(),
+                s.last_error.as_ref().map(|e| {
+                    serde_json::json!({
+                        "at_ms": e.at_ms,
+                        "digest": e.digest.map(|d| d.to_string()),
+                        "message": e.message,
+                    })
+                }),
+            ),
+            None => (String::new(), 0, 0, 0.0, "file", None),
+        };
+        serde_json::json!({
+            "name": cfg.name,
+            "trigger": match cfg.trigger {
+                crate::config::Trigger::Http => "http",
+                crate::config::Trigger::Cli => "cli",
+            },
+            "route": cfg.route,
+            "path": path,
+            "generation": generation,
+            "digest": guest.digest().to_string(),
+            "loaded_at_ms": loaded_at_ms,
+            "load_ms": (load_ms * 1000.0).round() / 1000.0,
+            "source": source,
+            "references": cfg.references,
+            "requests": c.requests.load(Ordering::Relaxed),
+            "traps": c.traps.load(Ordering::Relaxed),
+            "swaps": c.swaps.load(Ordering::Relaxed),
+            "refused": c.refused.load(Ordering::Relaxed),
+            "last_error": last_error,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_is_sha256_in_lowercase_hex() {
+        assert_eq!(
+            Digest::of(b"abc").to_string(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
