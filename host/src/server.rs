@@ -21,7 +21,7 @@ use crate::registry::{self, Registry, RegistryOptions};
 use crate::url::Url;
 use crate::wasm::http::HttpTrigger;
 use crate::wasm::watch::FileWatch;
-use crate::wasm::{new_engine, GuestSlot, Loader, Source};
+use crate::wasm::{new_engine, GuestSlot, Loader, Source, SwapOutcome};
 
 /// Default bound on finishing requests at shutdown (Dubbo's `dubbo.service.shutdown.wait`).
 const DEFAULT_SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
@@ -194,7 +194,7 @@ impl Runtime {
                 &self.loader,
                 &cfg,
                 &origin,
-                bytes,
+                Some(bytes),
                 Source::Upload,
                 &refs,
                 false,
@@ -209,24 +209,15 @@ impl Runtime {
     /// Loads guest `name`'s file again after it changed on disk.
     pub async fn swap_from_file(&self, name: &str) {
         let Some(slot) = self.slot(name) else { return };
-        let path = slot.path();
-        let bytes = match tokio::fs::read(&path).await {
-            Ok(b) => b,
-            // Gone between the event and now: the next change reports it again.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-            Err(e) => {
-                slot.refuse(name, None, format!("cannot read {}: {e}", path.display()));
-                return;
-            }
-        };
         let cfg = slot.current().config().clone();
         let refs = self.references();
+        // A missing file is being replaced; its arrival is reported again.
         let _ = slot
             .swap(
                 &self.loader,
                 &cfg,
-                &path,
-                bytes.into(),
+                &slot.path(),
+                None,
                 Source::File,
                 &refs,
                 false,
@@ -320,34 +311,22 @@ impl Runtime {
     ) -> Result<(), String> {
         let current = slot.current();
         let mut problem = None;
-        match tokio::fs::read(path).await {
-            Ok(bytes) if Some(crate::wasm::Digest::of(&bytes)) != slot.file_digest() => {
-                match slot
-                    .swap(
-                        &self.loader,
-                        g,
-                        path,
-                        bytes.into(),
-                        Source::File,
-                        refs,
-                        true,
-                    )
-                    .await
-                {
-                    Ok(_) => return Ok(()),
-                    Err(f) => problem = Some(f.message),
-                }
-            }
-            Ok(_) => {}
+        let file_changed = match tokio::fs::read(path).await {
+            Ok(bytes) => Some(crate::wasm::Digest::of(&bytes)) != slot.file_digest(),
             Err(e) => {
-                problem = Some(
-                    slot.refuse(
-                        &g.name,
-                        None,
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                    .message,
-                )
+                let message = format!("cannot read {}: {e}", path.display());
+                problem = Some(slot.refuse(&g.name, None, message).message);
+                false
+            }
+        };
+        if file_changed {
+            match slot
+                .swap(&self.loader, g, path, None, Source::File, refs, true)
+                .await
+            {
+                Ok(SwapOutcome::Swapped(_)) => return Ok(()),
+                Ok(_) => {}
+                Err(f) => problem = Some(f.message),
             }
         }
         if rebind || current.config() != g || slot.path() != path {

@@ -212,6 +212,8 @@ pub enum SwapOutcome {
     Swapped(u64),
     /// Same module, same settings: nothing to do.
     Unchanged,
+    /// The file to load does not exist (yet: a writer may be replacing it).
+    NoFile,
 }
 
 /// One guest's serving version and its history.
@@ -283,24 +285,38 @@ impl GuestSlot {
         self.status.lock().ok().and_then(|s| s.last_error.clone())
     }
 
-    /// Loads `bytes` as the guest's next version with settings `cfg` (from `path`) and swaps
-    /// it in, unless it is the same module with the same settings and `rebind` is false
-    /// (`rebind`: the granted references changed, so even the same module must be bound
-    /// again). A refused version leaves the current one serving; the reason is kept as the
-    /// slot's last error and returned.
+    /// Loads `bytes` — or, when `None`, the file at `path`, read once this slot's earlier
+    /// loads are done so that versions land in the order they were written — as the guest's
+    /// next version with settings `cfg`, and swaps it in, unless it is the same module with
+    /// the same settings and `rebind` is false (`rebind`: the granted references changed, so
+    /// even the same module must be bound again). A refused version leaves the current one
+    /// serving; the reason is kept as the slot's last error and returned.
     #[allow(clippy::too_many_arguments)]
     pub async fn swap(
         &self,
         loader: &Arc<Loader>,
         cfg: &GuestConfig,
         path: &Path,
-        bytes: Arc<[u8]>,
+        bytes: Option<Arc<[u8]>>,
         source: Source,
         refs: &References,
         rebind: bool,
     ) -> Result<SwapOutcome, LoadFailure> {
         let _one_at_a_time = self.loading.lock().await;
         let started = Instant::now();
+        let bytes = match bytes {
+            Some(b) => b,
+            None => match tokio::fs::read(path).await {
+                Ok(b) => Arc::from(b),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Ok(SwapOutcome::NoFile)
+                }
+                Err(e) => {
+                    let message = format!("cannot read {}: {e}", path.display());
+                    return Err(self.refuse(&cfg.name, None, message));
+                }
+            },
+        };
         let digest = Digest::of(&bytes);
         if source == Source::File {
             if let Ok(mut s) = self.status.lock() {
@@ -312,7 +328,10 @@ impl GuestSlot {
             return Ok(SwapOutcome::Unchanged);
         }
         match loader.load(cfg, bytes, path, refs).await {
-            Ok(guest) => Ok(self.install(guest, path, source, started)),
+            Ok(guest) => {
+                let follows = (source == Source::File).then_some(path);
+                Ok(self.install(guest, follows, source, started))
+            }
             Err(e) => Err(self.refuse(&cfg.name, Some(digest), e.to_string())),
         }
     }
@@ -337,12 +356,19 @@ impl GuestSlot {
             *current.digest(),
             refs,
         ) {
-            Ok(guest) => Ok(self.install(guest, path, source, started)),
+            Ok(guest) => Ok(self.install(guest, Some(path), source, started)),
             Err(e) => Err(self.refuse(&cfg.name, Some(*current.digest()), e.to_string())),
         }
     }
 
-    fn install(&self, guest: Guest, path: &Path, source: Source, started: Instant) -> SwapOutcome {
+    /// Makes `guest` the serving version; `path`, when given, becomes the file the slot follows.
+    fn install(
+        &self,
+        guest: Guest,
+        path: Option<&Path>,
+        source: Source,
+        started: Instant,
+    ) -> SwapOutcome {
         let load_ms = started.elapsed().as_secs_f64() * 1000.0;
         let (name, digest) = (guest.name().to_string(), *guest.digest());
         self.current.store(Arc::new(guest));
@@ -350,7 +376,9 @@ impl GuestSlot {
         let generation = match self.status.lock() {
             Ok(mut s) => {
                 s.generation += 1;
-                s.path = path.to_path_buf();
+                if let Some(path) = path {
+                    s.path = path.to_path_buf();
+                }
                 s.loaded_at_ms = now_ms();
                 s.load_ms = load_ms;
                 s.source = source;
