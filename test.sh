@@ -14,7 +14,15 @@ if ! dpkg -s zookeeper >/dev/null 2>&1; then
 fi
 python3 -m pip install --quiet componentize-py==0.25.1
 
+# The second version of hello-http (bodies start with `v2: `) for the hot-swap tests; the
+# plain build below then rebuilds version 1 (the features are part of cargo's fingerprint).
+(cd guest-examples && cargo build --release --locked --target wasm32-wasip2 -p hello-http --features v2)
+cp guest-examples/target/wasm32-wasip2/release/hello_http.wasm guest-examples/target/wasm32-wasip2/release/hello_http_v2.wasm
 (cd guest-examples && cargo build --release --locked --target wasm32-wasip2)
+if grep -q 'v2: ' guest-examples/target/wasm32-wasip2/release/hello_http.wasm; then
+  echo "hello_http.wasm is still version 2 after the plain build" >&2
+  exit 1
+fi
 cargo build --workspace --locked
 # After the host build: it reads wasi:http's WIT from the wasmtime-wasi-http crate's sources.
 guest-examples/hello-py/build.sh

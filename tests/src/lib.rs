@@ -1,6 +1,7 @@
 //! Support for the end-to-end tests: the test Dubbo provider, and helpers that run the host
 //! and the provider as processes, the way a user runs them.
 
+pub mod admin;
 pub mod faults;
 pub mod process;
 pub mod provider;

@@ -266,7 +266,7 @@ pub fn http_get(addr: &str, path_and_query: &str) -> (u16, String) {
 }
 
 /// Joins the chunks of a chunked body (bytes: a chunk may end inside a UTF-8 character).
-fn dechunk(mut body: &[u8]) -> Vec<u8> {
+pub(crate) fn dechunk(mut body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(eol) = body.windows(2).position(|w| w == b"\r\n") {
         let size = std::str::from_utf8(&body[..eol]).unwrap_or("0");
@@ -279,4 +279,43 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
         body = rest[n..].strip_prefix(b"\r\n").unwrap_or(&rest[n..]);
     }
     out
+}
+
+/// The second version of the hello-http example guest (`--features v2`: every body starts
+/// with `v2: `), built by `./test.sh` for the hot-swap tests.
+pub fn hello_guest_v2() -> PathBuf {
+    example_guest("hello_http_v2")
+}
+
+/// Starts the test provider on a free loopback port with more arguments (e.g.
+/// `["--delay-ms", "300"]`); returns it and its `host:port`.
+pub fn start_provider_with(args: &[&str]) -> (Running, String) {
+    let mut all = vec!["--listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    let mut p = Running::start(&workspace_binary("test-provider"), &all);
+    let addr = p.wait_for_line("listening on ", Duration::from_secs(20));
+    (p, addr)
+}
+
+impl Running {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends the signal `name` (`HUP`, `TERM`, `INT`) with `kill(1)`.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run `kill -{name}`: {e}"));
+        assert!(status.success(), "`kill -{name} {}` failed", self.pid());
+    }
+
+    /// The exit code if the process has exited (`Some(None)` when a signal ended it), without
+    /// waiting.
+    pub fn try_exit(&mut self) -> Option<Option<i32>> {
+        self.child.try_wait().ok().flatten().map(|s| s.code())
+    }
 }

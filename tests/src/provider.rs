@@ -6,6 +6,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use dubbo_wasm_host::protocol::dubbo::frame::{split_frame, status, Frame, DEFAULT_PAYLOAD};
@@ -24,6 +25,16 @@ pub const DEMO_SERVICE: &str = "org.apache.dubbo.demo.DemoService";
 
 /// Serves connections from `listener` forever, under the fault switches of `control`.
 pub async fn serve(listener: TcpListener, control: Arc<Control>) -> std::io::Result<()> {
+    serve_delayed(listener, control, Duration::ZERO).await
+}
+
+/// Like `serve`, but every request is answered `delay` later than it would be (on top of any
+/// `test.delay` it asks for), so that calls stay in flight long enough to watch them.
+pub async fn serve_delayed(
+    listener: TcpListener,
+    control: Arc<Control>,
+    delay: Duration,
+) -> std::io::Result<()> {
     let local = listener.local_addr()?;
     loop {
         let (stream, _) = listener.accept().await?;
@@ -33,7 +44,8 @@ pub async fn serve(listener: TcpListener, control: Arc<Control>) -> std::io::Res
         let _ = stream.set_nodelay(true);
         let control = control.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_connection(stream, local.to_string(), control, commands).await {
+            let served = serve_connection(stream, local.to_string(), control, commands, delay);
+            if let Err(e) = served.await {
                 tracing::debug!(error = %e, "connection ended");
             }
         });
@@ -45,6 +57,7 @@ async fn serve_connection(
     local: String,
     control: Arc<Control>,
     mut commands: broadcast::Receiver<Command>,
+    delay: Duration,
 ) -> std::io::Result<()> {
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<BytesMut>(1024);
@@ -75,8 +88,13 @@ async fn serve_connection(
                 let local = local.clone();
                 tokio::spawn(async move {
                     let faults = CallFaults::of(&frame);
-                    if let Some(d) = faults.delay {
-                        tokio::time::sleep(d).await;
+                    let wait = if h.is_event() {
+                        faults.delay.unwrap_or_default()
+                    } else {
+                        faults.delay.unwrap_or_default() + delay
+                    };
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
                     }
                     if let Some(reply) = faults.big_reply(h.id).or_else(|| answer(&frame, &local)) {
                         let _ = tx.send(reply).await;

@@ -10,6 +10,11 @@
 //!
 //! The host binds the import to a Dubbo reference at load time; the guest
 //! only sees a plain function returning `result<string, rpc-error>`.
+//!
+//! The cargo feature `v2` builds a second version of this guest that differs
+//! only in that every response body starts with `v2: `. It exists for the
+//! host's hot-swap tests and swap bench, which swap the two versions under
+//! load and tell from a body which one answered.
 
 use std::io::Write;
 
@@ -47,6 +52,10 @@ impl wasip2::exports::http::incoming_handler::Guest for Component {
     }
 }
 
+/// What every response body starts with: `v2: ` in the second version (feature
+/// `v2`), so that a client can tell the versions apart.
+const BODY_PREFIX: &str = if cfg!(feature = "v2") { "v2: " } else { "" };
+
 /// Sends `body` as a `text/plain` response with the given status.
 fn respond(response_out: ResponseOutparam, status: u16, body: &str) {
     let headers = Fields::from_list(&[(
@@ -70,7 +79,8 @@ fn respond(response_out: ResponseOutparam, status: u16, body: &str) {
         let mut stream = outgoing.write().expect("body stream is taken only once");
         // `Write::flush`, not the stream's own non-blocking `flush`.
         let _ = stream
-            .write_all(body.as_bytes())
+            .write_all(BODY_PREFIX.as_bytes())
+            .and_then(|()| stream.write_all(body.as_bytes()))
             .and_then(|()| Write::flush(&mut stream));
     }
     let _ = OutgoingBody::finish(outgoing, None);

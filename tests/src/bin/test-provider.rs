@@ -3,10 +3,11 @@
 //! fault commands on stdin (see `dubbo_wasm_host_tests::faults`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use dubbo_wasm_host_tests::faults::Control;
-use dubbo_wasm_host_tests::provider::serve;
+use dubbo_wasm_host_tests::provider::serve_delayed;
 use dubbo_wasm_host_tests::registration::{ProviderRecord, Registration};
 
 #[derive(Parser)]
@@ -34,6 +35,9 @@ struct Args {
     /// Another `key=value` parameter of the registered URL (repeatable).
     #[arg(long = "extra", value_parser = parse_key_value)]
     extra: Vec<(String, String)>,
+    /// Delay every reply to a request by this many milliseconds (keeps calls in flight).
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -59,8 +63,9 @@ async fn main() -> anyhow::Result<()> {
     let control = Arc::new(Control::default());
     let commands = control.clone();
     tokio::spawn(async move { commands.read_stdin().await });
+    let delay = Duration::from_millis(args.delay_ms);
     let Some(registry) = args.registry else {
-        serve(listener, control).await?;
+        serve_delayed(listener, control, delay).await?;
         return Ok(());
     };
     let record = ProviderRecord {
@@ -76,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
     println!("registered {}", registration.url());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        served = serve(listener, control) => served?,
+        served = serve_delayed(listener, control, delay) => served?,
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
