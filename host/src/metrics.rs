@@ -221,31 +221,12 @@ fn write_series(
     out.push('}');
 }
 
-/// The error kinds counted per method, in the order of [`MethodMetrics`]' counters; the same
-/// strings as [`RpcError::kind`].
-pub const ERROR_KINDS: [&str; 8] = [
-    "timeout",
-    "no-provider",
-    "network",
-    "biz-exception",
-    "forbidden",
-    "serialization",
-    "limit-exceeded",
-    "other",
-];
+/// The error kinds counted per method, in the order of [`MethodMetrics`]' counters.
+pub const ERROR_KINDS: [&str; 8] = RpcError::KINDS;
 
 /// The position of `e`'s kind in [`ERROR_KINDS`].
 fn error_index(e: &RpcError) -> usize {
-    match e {
-        RpcError::Timeout(_) => 0,
-        RpcError::NoProvider(_) => 1,
-        RpcError::Network(_) => 2,
-        RpcError::BizException { .. } => 3,
-        RpcError::Forbidden(_) => 4,
-        RpcError::Serialization(_) => 5,
-        RpcError::LimitExceeded(_) => 6,
-        RpcError::Other(_) => 7,
-    }
+    e.kind_index()
 }
 
 /// Counters of one Java method of one reference.

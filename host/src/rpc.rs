@@ -55,15 +55,32 @@ pub enum RpcError {
 impl RpcError {
     /// The WIT case name (`timeout`, `no-provider`, ...), also used in logs and metrics.
     pub fn kind(&self) -> &'static str {
+        RpcError::KINDS[self.kind_index()]
+    }
+
+    /// Every kind, in the order of the cases of `dubbo:host/types.rpc-error`.
+    pub const KINDS: [&'static str; 8] = [
+        "timeout",
+        "no-provider",
+        "network",
+        "biz-exception",
+        "forbidden",
+        "serialization",
+        "limit-exceeded",
+        "other",
+    ];
+
+    /// The position of this error's kind in [`RpcError::KINDS`].
+    pub fn kind_index(&self) -> usize {
         match self {
-            RpcError::Timeout(_) => "timeout",
-            RpcError::NoProvider(_) => "no-provider",
-            RpcError::Network(_) => "network",
-            RpcError::BizException { .. } => "biz-exception",
-            RpcError::Forbidden(_) => "forbidden",
-            RpcError::Serialization(_) => "serialization",
-            RpcError::LimitExceeded(_) => "limit-exceeded",
-            RpcError::Other(_) => "other",
+            RpcError::Timeout(_) => 0,
+            RpcError::NoProvider(_) => 1,
+            RpcError::Network(_) => 2,
+            RpcError::BizException { .. } => 3,
+            RpcError::Forbidden(_) => 4,
+            RpcError::Serialization(_) => 5,
+            RpcError::LimitExceeded(_) => 6,
+            RpcError::Other(_) => 7,
         }
     }
 

@@ -16,8 +16,10 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// Quiet time after a rename into place or a close after writing.
-pub const SETTLED: Duration = Duration::from_millis(50);
+/// Quiet time after a rename into place or a close after writing: the file is whole then, so
+/// this only folds the events of one replacement (a `cp` closes once, after its writes) into
+/// one load.
+pub const SETTLED: Duration = Duration::from_millis(10);
 /// Quiet time after any other change.
 pub const QUIET: Duration = Duration::from_millis(1000);
 

@@ -26,16 +26,7 @@ use crate::rpc::{Invocation, RpcError, RpcResult};
 const HOST_PACKAGE: &str = "dubbo:host/";
 
 /// The cases of `dubbo:host/types.rpc-error`, which every Dubbo function's error must be.
-const RPC_ERROR_CASES: [&str; 8] = [
-    "timeout",
-    "no-provider",
-    "network",
-    "biz-exception",
-    "forbidden",
-    "serialization",
-    "limit-exceeded",
-    "other",
-];
+const RPC_ERROR_CASES: [&str; 8] = RpcError::KINDS;
 
 /// Whether a guest's import name (`pkg:name/iface@1.0.0`) is the interface a reference's
 /// `wit` names; a version in `wit` must match, a missing one matches any.
