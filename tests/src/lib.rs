@@ -2,6 +2,7 @@
 //! and the provider as processes, the way a user runs them.
 
 pub mod admin;
+pub mod config;
 pub mod faults;
 pub mod process;
 pub mod provider;

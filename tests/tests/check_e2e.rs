@@ -7,6 +7,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use dubbo_wasm_host_tests::config::{
+    demo_reference, dubbo_url, http_guest, http_listener, user_reference, zookeeper_registry,
+};
 use dubbo_wasm_host_tests::process::{
     example_guest, hello_guest, scratch_dir, start_provider, workspace_binary,
 };
@@ -57,46 +60,33 @@ fn config(provider: &str, guests: &str) -> String {
 [application]
 name = "check-e2e"
 
-[[reference]]
-id = "demo"
-interface = "org.apache.dubbo.demo.DemoService"
-version = "1.0.0"
-url = "dubbo://{provider}"
-wit = "org-apache-dubbo:demo/demo-service"
+{demo}
 timeout = 3000
 
-[[reference]]
-id = "users"
-interface = "org.apache.dubbo.samples.UserService"
-version = "1.0.0"
-url = "dubbo://{provider}"
-wit = "org-apache-dubbo:samples/user-service"
+{users}
 
 {guests}
 
-[http]
-listen = "127.0.0.1:0"
+{http}
 
 [admin]
 enabled = false
-"#
+"#,
+        demo = demo_reference("demo", &dubbo_url(provider)),
+        users = user_reference("users", &dubbo_url(provider)),
+        http = http_listener("127.0.0.1:0"),
     )
 }
 
-fn guest(name: &str, path: &Path, trigger: &str, references: &str) -> String {
-    format!(
-        "[[guest]]\nname = \"{name}\"\npath = \"{}\"\ntrigger = \"{trigger}\"\nroute = \"/{name}\"\nreferences = [{references}]\n",
-        path.display()
-    )
+/// The guest `name` at `path`, served at `/{name}` with the demo reference granted.
+fn guest(name: &str, path: &Path) -> String {
+    http_guest(name, path, &format!("/{name}"), &["demo"])
 }
 
 #[test]
 fn demo_config_with_the_hello_guest_passes_and_says_what_it_bound() {
     let (_provider, addr) = start_provider();
-    let out = check(
-        "check-ok",
-        &config(&addr, &guest("hello", &hello_guest(), "http", "\"demo\"")),
-    );
+    let out = check("check-ok", &config(&addr, &guest("hello", &hello_guest())));
     assert_eq!(out.code, Some(0), "{}", out.both());
     assert!(
         out.stdout.contains("ok: guest `hello` (")
@@ -125,9 +115,9 @@ fn missing_guest_file_and_ungranted_import_are_both_reported_with_their_fields()
     let missing = scratch_dir("check-missing").join("nope.wasm");
     let guests = format!(
         "{}\n{}",
-        guest("gone", &missing, "http", "\"demo\""),
+        guest("gone", &missing),
         // user-api imports the user service; it is granted only the demo reference.
-        guest("users", &example_guest("user_api"), "http", "\"demo\""),
+        guest("users", &example_guest("user_api")),
     );
     let out = check(
         "check-two",
@@ -157,7 +147,7 @@ fn guest_without_the_export_its_trigger_runs_is_reported_at_trigger() {
         "check-trigger",
         &config(
             &format!("127.0.0.1:{}", closed_port()),
-            &guest("cli", &example_guest("hello-cli"), "http", "\"demo\""),
+            &guest("cli", &example_guest("hello-cli")),
         ),
     );
     assert_eq!(out.code, Some(1), "{}", out.both());
@@ -193,9 +183,7 @@ fn registry_config(address: &str, data_dir: &Path) -> String {
 name = "check-e2e"
 data-dir = "{}"
 
-[[registry]]
-id = "zk"
-address = "{address}"
+{registry}
 
 [[reference]]
 id = "demo"
@@ -206,7 +194,8 @@ check = false
 [admin]
 enabled = false
 "#,
-        data_dir.display()
+        data_dir.display(),
+        registry = zookeeper_registry("zk", address),
     )
 }
 

@@ -4,6 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use dubbo_wasm_host_tests::config::{
+    dubbo_url, http_guest, http_listener, reference, DEMO_INTERFACE, DEMO_WIT,
+};
 use dubbo_wasm_host_tests::process::{
     hello_guest, http_get, scratch_dir, start_provider, workspace_binary, Running,
 };
@@ -16,25 +19,16 @@ fn demo_config(provider: &str, guest: &Path, listen: &str, wit: &str) -> String 
 [application]
 name = "e2e-consumer"
 
-[[reference]]
-id = "demo"
-interface = "org.apache.dubbo.demo.DemoService"
-version = "1.0.0"
-url = "dubbo://{provider}"
-wit = "{wit}"
+{reference}
 timeout = 3000
 
-[[guest]]
-name = "hello"
-path = "{guest}"
-trigger = "http"
-route = "/hello"
-references = ["demo"]
+{guest}
 
-[http]
-listen = "{listen}"
+{http}
 "#,
-        guest = guest.display()
+        reference = reference("demo", DEMO_INTERFACE, &dubbo_url(provider), wit),
+        guest = http_guest("hello", guest, "/hello", &["demo"]),
+        http = http_listener(listen),
     )
 }
 
@@ -50,8 +44,6 @@ fn serve(config: &str) -> Running {
         &["serve", "--config", config],
     )
 }
-
-const DEMO_WIT: &str = "org-apache-dubbo:demo/demo-service";
 
 #[test]
 fn guest_greets_through_the_provider_and_reports_rpc_errors_as_502() {

@@ -13,6 +13,7 @@ use dubbo_wasm_host_tests::admin::{
     count, digest_of, get, get_with, json, metric, put, replace_atomically, serve, sha256_hex,
     slot, version_of, wait_for_slot, Host, Load,
 };
+use dubbo_wasm_host_tests::config::{demo_reference, dubbo_url, http_guest, listeners};
 use dubbo_wasm_host_tests::process::{
     example_guest, hello_guest, hello_guest_v2, scratch_dir, start_provider, Running,
 };
@@ -36,38 +37,21 @@ fn config_text(provider: &str, guests: &[GuestEntry], token: Option<&str>) -> St
 [application]
 name = "hotswap-consumer"
 
-[[reference]]
-id = "demo"
-interface = "org.apache.dubbo.demo.DemoService"
-version = "1.0.0"
-url = "dubbo://{provider}"
-wit = "org-apache-dubbo:demo/demo-service"
+{reference}
 timeout = 3000
 
-[http]
-listen = "127.0.0.1:0"
-
-[admin]
-listen = "127.0.0.1:0"
-"#
+{listeners}
+"#,
+        reference = demo_reference("demo", &dubbo_url(provider)),
+        listeners = listeners(),
     );
     if let Some(token) = token {
         text.push_str(&format!("token = \"{token}\"\n"));
     }
     for g in guests {
-        text.push_str(&format!(
-            r#"
-[[guest]]
-name = "{}"
-path = "{}"
-trigger = "http"
-route = "{}"
-references = ["demo"]
-"#,
-            g.name,
-            g.path.display(),
-            g.route
-        ));
+        text.push('\n');
+        text.push_str(&http_guest(g.name, g.path, g.route, &["demo"]));
+        text.push('\n');
     }
     text
 }

@@ -7,6 +7,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use dubbo_wasm_host::url::{encode_component, Url};
+use dubbo_wasm_host_tests::config::{
+    demo_reference, http_guest, http_listener, zookeeper_registry,
+};
 use dubbo_wasm_host_tests::process::{
     hello_guest, http_get, scratch_dir, workspace_binary, Running,
 };
@@ -46,32 +49,21 @@ fn host_config(zk: &ZooKeeper, guest: &Path, data_dir: &Path) -> String {
 name = "e2e-consumer"
 data-dir = "{data}"
 
-[[registry]]
-id = "zk"
-address = "{zk}"
+{registry}
 
-[[reference]]
-id = "demo"
-interface = "org.apache.dubbo.demo.DemoService"
-version = "1.0.0"
-registry = ["zk"]
-wit = "org-apache-dubbo:demo/demo-service"
+{reference}
 timeout = 3000
 retries = 2
 loadbalance = "roundrobin"
 
-[[guest]]
-name = "hello"
-path = "{guest}"
-trigger = "http"
-route = "/hello"
-references = ["demo"]
+{guest}
 
-[http]
-listen = "127.0.0.1:0"
+{http}
 "#,
-        zk = zk.address(),
-        guest = guest.display(),
+        registry = zookeeper_registry("zk", &zk.address()),
+        reference = demo_reference("demo", "registry = [\"zk\"]"),
+        guest = http_guest("hello", guest, "/hello", &["demo"]),
+        http = http_listener("127.0.0.1:0"),
         data = data_dir.display(),
     )
 }

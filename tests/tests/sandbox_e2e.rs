@@ -7,6 +7,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use dubbo_wasm_host_tests::config::{demo_reference, dubbo_url, http_guest, http_listener};
 use dubbo_wasm_host_tests::process::{
     example_guest, http_get, scratch_dir, start_provider, workspace_binary, Running,
 };
@@ -24,19 +25,15 @@ fn config(provider: &str, guests: &str) -> String {
 [application]
 name = "sandbox-e2e"
 
-[[reference]]
-id = "demo"
-interface = "org.apache.dubbo.demo.DemoService"
-version = "1.0.0"
-url = "dubbo://{provider}"
-wit = "org-apache-dubbo:demo/demo-service"
+{reference}
 timeout = 3000
 
 {guests}
 
-[http]
-listen = "127.0.0.1:0"
-"#
+{http}
+"#,
+        reference = demo_reference("demo", &dubbo_url(provider)),
+        http = http_listener("127.0.0.1:0"),
     )
 }
 
@@ -49,17 +46,13 @@ fn probe(extra: &str) -> String {
 /// The probe with a time limit of `timeout_ms` per request.
 fn probe_with_timeout(timeout_ms: u64, extra: &str) -> String {
     format!(
-        r#"[[guest]]
-name = "probe"
-path = "{}"
-trigger = "http"
-route = "/probe"
-references = ["demo"]
-max-memory-mib = 16
-timeout = {timeout_ms}
-{extra}
-"#,
-        example_guest("sandbox_probe").display()
+        "{}\nmax-memory-mib = 16\ntimeout = {timeout_ms}\n{extra}\n",
+        http_guest(
+            "probe",
+            &example_guest("sandbox_probe"),
+            "/probe",
+            &["demo"]
+        )
     )
 }
 

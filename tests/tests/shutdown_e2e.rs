@@ -7,6 +7,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use dubbo_wasm_host_tests::admin::{serve, Load, Pending, Tally};
+use dubbo_wasm_host_tests::config::{
+    demo_reference, dubbo_url, http_guest, listeners, zookeeper_registry,
+};
 use dubbo_wasm_host_tests::process::{hello_guest, scratch_dir, start_provider_with, Running};
 use dubbo_wasm_host_tests::zookeeper::ZooKeeper;
 use zookeeper_client as zk;
@@ -29,9 +32,9 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
 }
 
-/// The config of a host calling DemoService through `reference` (its `url` or `registry` line
-/// and any `[[registry]]` table before it), serving hello-http at `/hello`.
-fn config_text(registry: &str, reference: &str, data_dir: &Path) -> String {
+/// The config of a host calling DemoService from `provider` (its `url` or `registry` line),
+/// with any `[[registry]]` table in `registry`, serving hello-http at `/hello`.
+fn config_text(registry: &str, provider: &str, data_dir: &Path) -> String {
     format!(
         r#"
 [application]
@@ -39,30 +42,18 @@ name = "shutdown-consumer"
 data-dir = "{data}"
 shutdown-wait = {wait}
 {registry}
-[[reference]]
-id = "demo"
-interface = "org.apache.dubbo.demo.DemoService"
-version = "1.0.0"
 {reference}
-wit = "org-apache-dubbo:demo/demo-service"
 timeout = 10000
 
-[[guest]]
-name = "hello"
-path = "{guest}"
-trigger = "http"
-route = "/hello"
-references = ["demo"]
+{guest}
 
-[http]
-listen = "127.0.0.1:0"
-
-[admin]
-listen = "127.0.0.1:0"
+{listeners}
 "#,
         data = data_dir.display(),
         wait = SHUTDOWN_WAIT.as_millis(),
-        guest = hello_guest().display(),
+        reference = demo_reference("demo", provider),
+        guest = http_guest("hello", &hello_guest(), "/hello", &["demo"]),
+        listeners = listeners(),
     )
 }
 
@@ -143,8 +134,8 @@ async fn sigterm_finishes_requests_in_flight_and_removes_the_consumer_node_at_on
     // The test server caps sessions at 4 s (`zookeeper::MAX_SESSION`): a node left to expire
     // would outlive the 1 s checked below.
     let registry = format!(
-        "\n[[registry]]\nid = \"zk\"\naddress = \"{}\"\nsession-timeout = 30000\n",
-        zk.address()
+        "\n{}\nsession-timeout = 30000\n",
+        zookeeper_registry("zk", &zk.address())
     );
     let config = dir.join("host.toml");
     std::fs::write(&config, config_text(&registry, "registry = [\"zk\"]", &dir))
@@ -210,8 +201,7 @@ fn sigint_with_a_direct_url_finishes_requests_in_flight_and_exits_0() {
     let (mut provider, addr) = start_provider_with(&["--delay-ms", PROVIDER_DELAY_MS]);
     let dir = scratch_dir("shutdown-direct");
     let config = dir.join("host.toml");
-    let reference = format!("url = \"dubbo://{addr}\"");
-    std::fs::write(&config, config_text("", &reference, &dir)).expect("write config");
+    std::fs::write(&config, config_text("", &dubbo_url(&addr), &dir)).expect("write config");
     let mut host = serve(&config, "hello");
     provider.wait_accepted(1);
 
@@ -236,8 +226,7 @@ fn shutdown_wait_bounds_how_long_a_slow_request_holds_the_exit() {
     let (_provider, addr) = start_provider_with(&["--delay-ms", "20000"]);
     let dir = scratch_dir("shutdown-bound");
     let config = dir.join("host.toml");
-    let reference = format!("url = \"dubbo://{addr}\"");
-    let text = config_text("", &reference, &dir)
+    let text = config_text("", &dubbo_url(&addr), &dir)
         .replace("timeout = 10000", "timeout = 60000")
         .replace(
             &format!("shutdown-wait = {}", SHUTDOWN_WAIT.as_millis()),

@@ -2,9 +2,11 @@
 //! lists, options and business exceptions; the Python guest calls the demo service; a CLI guest
 //! runs under `run`. All against the test provider, through the host binary.
 
-use std::path::Path;
 use std::time::Duration;
 
+use dubbo_wasm_host_tests::config::{
+    demo_reference, dubbo_url, http_guest, http_listener, user_reference,
+};
 use dubbo_wasm_host_tests::process::{
     example_guest, http_get, repo_root, scratch_dir, start_provider, workspace_binary, Running,
 };
@@ -12,34 +14,19 @@ use dubbo_wasm_host_tests::process::{
 fn config(provider: &str, guests: &str) -> String {
     format!(
         r#"
-[[reference]]
-id = "users"
-interface = "org.apache.dubbo.samples.UserService"
-version = "1.0.0"
-url = "dubbo://{provider}"
-wit = "org-apache-dubbo:samples/user-service"
+{users}
 timeout = 5000
 
-[[reference]]
-id = "demo"
-interface = "org.apache.dubbo.demo.DemoService"
-version = "1.0.0"
-url = "dubbo://{provider}"
-wit = "org-apache-dubbo:demo/demo-service"
+{demo}
 timeout = 5000
 
 {guests}
 
-[http]
-listen = "127.0.0.1:0"
-"#
-    )
-}
-
-fn guest(name: &str, path: &Path, route: &str, references: &str) -> String {
-    format!(
-        "[[guest]]\nname = \"{name}\"\npath = \"{}\"\ntrigger = \"http\"\nroute = \"{route}\"\nreferences = [{references}]\n",
-        path.display()
+{http}
+"#,
+        users = user_reference("users", &dubbo_url(provider)),
+        demo = demo_reference("demo", &dubbo_url(provider)),
+        http = http_listener("127.0.0.1:0"),
     )
 }
 
@@ -61,7 +48,7 @@ fn serve(text: &str, first_guest: &str) -> (Running, String) {
 #[test]
 fn user_api_maps_records_lists_options_and_business_exceptions() {
     let (_p, provider) = start_provider();
-    let guests = guest("users", &example_guest("user_api"), "/api", "\"users\"");
+    let guests = http_guest("users", &example_guest("user_api"), "/api", &["users"]);
     let (_host, addr) = serve(&config(&provider, &guests), "users");
 
     let (status, body) = http_get(&addr, "/api/users/7");
@@ -97,7 +84,7 @@ fn user_api_maps_records_lists_options_and_business_exceptions() {
 #[test]
 fn a_guest_importing_a_reference_it_is_not_granted_is_refused_at_load() {
     let (_p, provider) = start_provider();
-    let guests = guest("users", &example_guest("user_api"), "/api", "\"demo\"");
+    let guests = http_guest("users", &example_guest("user_api"), "/api", &["demo"]);
     let path = scratch_dir("ungranted").join("host.toml");
     std::fs::write(&path, config(&provider, &guests)).expect("write config");
     let mut host = Running::start(
@@ -121,7 +108,7 @@ fn python_guest_greets_through_the_provider() {
         wasm.display()
     );
     let (_p, provider) = start_provider();
-    let guests = guest("hello-py", &wasm, "/py", "\"demo\"");
+    let guests = http_guest("hello-py", &wasm, "/py", &["demo"]);
     let (_host, addr) = serve(&config(&provider, &guests), "hello-py");
     let (status, body) = http_get(&addr, "/py?name=J%C3%BCrgen");
     assert_eq!(status, 200, "{body}");

@@ -28,6 +28,7 @@ use dubbo_wasm_host::wasm::{guest::compile_bytes, new_engine};
 use dubbo_wasm_host_tests::admin::{
     exchange, json, stage_beside, unique_variant, version_of, STARTUP,
 };
+use dubbo_wasm_host_tests::config::{demo_reference, dubbo_url, http_guest, listeners};
 use dubbo_wasm_host_tests::process::{
     hello_guest, hello_guest_v2, repo_root, scratch_dir, Running,
 };
@@ -165,28 +166,16 @@ fn config_text(provider: &str, guest: &Path) -> String {
 [application]
 name = "swap-bench"
 
-[[reference]]
-id = "demo"
-interface = "org.apache.dubbo.demo.DemoService"
-version = "1.0.0"
-url = "dubbo://{provider}"
-wit = "org-apache-dubbo:demo/demo-service"
+{reference}
 timeout = 3000
 
-[[guest]]
-name = "hello"
-path = "{guest}"
-trigger = "http"
-route = "/hello"
-references = ["demo"]
+{guest}
 
-[http]
-listen = "127.0.0.1:0"
-
-[admin]
-listen = "127.0.0.1:0"
+{listeners}
 "#,
-        guest = guest.display()
+        reference = demo_reference("demo", &dubbo_url(provider)),
+        guest = http_guest("hello", guest, "/hello", &["demo"]),
+        listeners = listeners(),
     )
 }
 
