@@ -397,6 +397,53 @@ fn sighup_applies_a_changed_route_and_a_new_guest_without_reconnecting() {
 }
 
 #[test]
+fn sighup_rebuilds_a_changed_reference_on_the_same_connection_and_rebinds_its_guest() {
+    let mut s = Setup::new("sighup-ref", None);
+    expect_version(s.http(), "/hello", "v1");
+    let accepted = s.provider.stat("accepted");
+    let consumer = |admin: &str| {
+        let (status, body) = get(admin, "/admin/references");
+        assert_eq!(status, 200, "{body}");
+        json(&body)["references"][0]["consumer"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(consumer(s.admin()).contains("timeout=3000"));
+
+    let guests = [GuestEntry {
+        name: "hello",
+        path: &s.guest,
+        route: "/hello",
+    }];
+    let text =
+        config_text(&s.provider_addr, &guests, None).replace("timeout = 3000", "timeout = 2500");
+    replace_atomically(&s.config, text.as_bytes());
+    s.host.process.signal("HUP");
+
+    let deadline = Instant::now() + PATIENCE;
+    while !consumer(s.admin()).contains("timeout=2500") {
+        assert!(
+            Instant::now() < deadline,
+            "the reference kept its old settings; stderr:\n{}",
+            s.host.process.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The guest is bound again to the rebuilt reference (a new generation of the same module)
+    // and calls go through it, over the connection the old reference opened.
+    let hello = slot(s.admin(), "hello");
+    assert_eq!(count(&hello, "generation"), 2, "{hello}");
+    assert_eq!(digest_of(&hello), sha256_hex(&s.v1), "{hello}");
+    expect_version(s.http(), "/hello", "v1");
+    assert_eq!(
+        s.provider.stat("accepted"),
+        accepted,
+        "a changed reference to the same provider must reuse its connection"
+    );
+}
+
+#[test]
 fn with_a_token_uploads_need_the_bearer_header() {
     let s = Setup::new("token", Some("s3cret"));
     let path = "/admin/guests/hello";
