@@ -113,7 +113,7 @@ impl ExchangeClient {
             }
             Err(e) => {
                 let n = self.failures.fetch_add(1, Ordering::Relaxed);
-                if n % WARN_EVERY == 0 {
+                if n.is_multiple_of(WARN_EVERY) {
                     tracing::warn!(provider = %self.addr, error = %e, attempts = n + 1, "connect failed; retrying every second while the provider is listed");
                 } else {
                     tracing::debug!(provider = %self.addr, error = %e, attempts = n + 1, "connect failed");
