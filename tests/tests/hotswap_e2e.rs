@@ -21,6 +21,15 @@ use dubbo_wasm_host_tests::process::{
 /// The contract: a guest file renamed into place is loaded well within this.
 const FILE_SWAP_BOUND: Duration = Duration::from_millis(2500);
 
+/// Swaps of the swap test: 100, or `DWH_SOAK_SWAPS` for a soak run (e.g. 5000).
+fn swaps() -> u64 {
+    std::env::var("DWH_SOAK_SWAPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n: &u64| *n >= 2)
+        .unwrap_or(100)
+}
+
 /// Generous bound for things that have no timing contract (a loaded 2-core machine).
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -146,7 +155,8 @@ fn hundred_swaps_by_file_and_upload_under_load_fail_no_request_and_keep_the_conn
     let accepted = s.provider.stat("accepted");
 
     let mut slowest_file_swap = Duration::ZERO;
-    for i in 1..=100u64 {
+    let n = swaps();
+    for i in 1..=n {
         let (bytes, digest, version) = if i % 2 == 1 {
             (&s.v2, &d2, "v2")
         } else {
@@ -189,11 +199,12 @@ fn hundred_swaps_by_file_and_upload_under_load_fail_no_request_and_keep_the_conn
         tally.failures
     );
     assert_eq!(tally.refused, 0, "{tally:?}");
-    assert_eq!(count(&last, "generation"), 101, "{last}");
-    assert_eq!(count(&last, "swaps"), 100, "{last}");
+    assert_eq!(count(&last, "generation"), n + 1, "{last}");
+    assert_eq!(count(&last, "swaps"), n, "{last}");
     assert_eq!(count(&last, "refused"), 0, "{last}");
     assert!(last["last_error"].is_null(), "{last}");
-    assert_eq!(digest_of(&last), d1, "{last}");
+    let final_digest = if n % 2 == 0 { &d1 } else { &d2 };
+    assert_eq!(digest_of(&last), *final_digest, "{last}");
     assert!(count(&last, "requests") >= tally.ok, "{last}; {tally:?}");
     assert_eq!(
         s.provider.stat("accepted"),
@@ -201,7 +212,7 @@ fn hundred_swaps_by_file_and_upload_under_load_fail_no_request_and_keep_the_conn
         "a swap touched the provider connection"
     );
     eprintln!(
-        "100 swaps: {} requests ok ({:?}), {} version changes seen, slowest file swap {slowest_file_swap:?}",
+        "{n} swaps: {} requests ok ({:?}), {} version changes seen, slowest file swap {slowest_file_swap:?}",
         tally.ok,
         tally.versions,
         tally.changes.len()
@@ -212,12 +223,12 @@ fn hundred_swaps_by_file_and_upload_under_load_fail_no_request_and_keep_the_conn
     let hello = "guest=\"hello\"";
     assert_eq!(
         metric(&metrics, "dubbo_guest_generation", hello),
-        Some(101.0),
+        Some((n + 1) as f64),
         "{metrics}"
     );
     assert_eq!(
         metric(&metrics, "dubbo_guest_swaps_total", hello),
-        Some(100.0),
+        Some(n as f64),
         "{metrics}"
     );
     assert!(
