@@ -183,6 +183,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_hard_link_put_in_place_as_cargo_does_is_reported_after_the_quiet_time() {
+        let dir = scratch("link");
+        let file = dir.join("g.wasm");
+        std::fs::write(&file, b"one").expect("write");
+        let built = dir.join("deps-g.wasm");
+        std::fs::write(&built, b"two").expect("write the build output");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut watch = FileWatch::start(tx).expect("watcher");
+        watch.set_targets(&[("g".to_string(), file.clone())]);
+        // What cargo does to uplift an artifact: remove the old file, hard-link the new one.
+        std::fs::remove_file(&file).expect("remove");
+        std::fs::hard_link(&built, &file).expect("link");
+        let started = Instant::now();
+        assert_eq!(
+            next(&mut rx, Duration::from_secs(5)).await.as_deref(),
+            Some("g")
+        );
+        assert!(
+            started.elapsed() >= QUIET - Duration::from_millis(100),
+            "a created file is read only after the quiet time, as a writer may still be at it"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
     async fn a_relative_path_is_matched() {
         let dir = scratch("relative");
         let file = dir.join("g.wasm");
