@@ -244,6 +244,10 @@ fn shutdown_wait_bounds_how_long_a_slow_request_holds_the_exit() {
         took >= wait - Duration::from_millis(200),
         "exited after {took:?}, before shutdown-wait, with a request in flight; stderr:\n{stderr}"
     );
+    assert_eq!(code, Some(0), "stderr:\n{stderr}");
     let (result, _) = slow.wait();
     eprintln!("shutdown-wait: exit {code:?} after {took:?}; the slow request got {result:?}");
+    let (status, body) = result.expect("a request cut at shutdown-wait still gets a response");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("shutting down"), "{body}");
 }

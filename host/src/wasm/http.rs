@@ -34,13 +34,20 @@ pub type Routes = Vec<(String, Arc<GuestSlot>)>;
 /// Guests by route prefix.
 pub struct HttpTrigger {
     routes: ArcSwap<Routes>,
+    /// Set when shutdown's drain time is over: requests still waiting for their guest's
+    /// response get 503 instead of a closed connection.
+    abandon: tokio::sync::watch::Sender<bool>,
 }
+
+/// After the drain time, how long connections get to send the 503s of abandoned requests.
+const ABANDON_GRACE: Duration = Duration::from_millis(500);
 
 impl HttpTrigger {
     /// Routes each `(prefix, slot)` pair.
     pub fn new(routes: Routes) -> Self {
         HttpTrigger {
             routes: ArcSwap::from_pointee(sorted(routes)),
+            abandon: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -58,7 +65,8 @@ impl HttpTrigger {
 
     /// Accepts connections, serving each on its own task, until `shutdown` completes; then
     /// stops accepting (taking in connections the kernel already completed), lets every
-    /// request in flight finish for up to `drain`, and returns whether all of them did.
+    /// request in flight finish for up to `drain`, and returns whether all of them did. A
+    /// request whose guest has not answered by then gets 503.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
@@ -92,9 +100,14 @@ impl HttpTrigger {
             connections = in_flight,
             "stopped accepting; finishing requests in flight"
         );
-        tokio::time::timeout(drain, graceful.shutdown())
-            .await
-            .is_ok()
+        let drained = graceful.shutdown();
+        tokio::pin!(drained);
+        if tokio::time::timeout(drain, &mut drained).await.is_ok() {
+            return true;
+        }
+        self.abandon.send_replace(true);
+        let _ = tokio::time::timeout(ABANDON_GRACE, &mut drained).await;
+        false
     }
 
     fn spawn_connection(
@@ -130,7 +143,7 @@ impl HttpTrigger {
         let counters = slot.counters();
         counters.requests.fetch_add(1, Ordering::Relaxed);
         let guest = slot.current();
-        match run_guest(&guest, req).await {
+        match run_guest(&guest, req, self.abandon.subscribe()).await {
             Ok(resp) => resp,
             Err((status, reason, trapped)) => {
                 if trapped {
@@ -155,9 +168,17 @@ fn sorted(mut routes: Routes) -> Routes {
 /// limit, no response) rather than the host refusing to run it.
 type Failure = (StatusCode, String, bool);
 
+/// Resolves once `abandon` is set (never, if its sender is gone).
+async fn abandoned(mut abandon: tokio::sync::watch::Receiver<bool>) {
+    if abandon.wait_for(|set| *set).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 async fn run_guest(
     guest: &Arc<Guest>,
     req: Request<hyper::body::Incoming>,
+    abandon: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Response<HyperOutgoingBody>, Failure> {
     let internal =
         |e: wasmtime::Error| (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"), false);
@@ -191,7 +212,18 @@ async fn run_guest(
             .await
     });
     let limit = guest.timeout();
-    match tokio::time::timeout(limit, rx).await {
+    let answer = tokio::select! {
+        answer = tokio::time::timeout(limit, rx) => answer,
+        () = abandoned(abandon) => {
+            task.abort();
+            return Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the host is shutting down and its shutdown-wait is over".to_string(),
+                false,
+            ));
+        }
+    };
+    match answer {
         Ok(Ok(Ok(resp))) => Ok(resp),
         Ok(Ok(Err(code))) => Err((
             StatusCode::INTERNAL_SERVER_ERROR,
