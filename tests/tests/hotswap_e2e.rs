@@ -203,7 +203,7 @@ fn hundred_swaps_by_file_and_upload_under_load_fail_no_request_and_keep_the_conn
     assert_eq!(count(&last, "swaps"), n, "{last}");
     assert_eq!(count(&last, "refused"), 0, "{last}");
     assert!(last["last_error"].is_null(), "{last}");
-    let final_digest = if n % 2 == 0 { &d1 } else { &d2 };
+    let final_digest = if n.is_multiple_of(2) { &d1 } else { &d2 };
     assert_eq!(digest_of(&last), *final_digest, "{last}");
     assert!(count(&last, "requests") >= tally.ok, "{last}; {tally:?}");
     assert_eq!(
