@@ -144,111 +144,102 @@ async fn settle(mut raw: mpsc::UnboundedReceiver<Change>, changed: mpsc::Unbound
 mod tests {
     use super::*;
 
-    async fn next(rx: &mut mpsc::UnboundedReceiver<String>, within: Duration) -> Option<String> {
-        tokio::time::timeout(within, rx.recv()).await.ok().flatten()
+    /// A scratch directory holding guest file `g.wasm`, and a watch on it (spelled `spelled`
+    /// relative to the directory when given).
+    struct Watched {
+        dir: PathBuf,
+        file: PathBuf,
+        rx: mpsc::UnboundedReceiver<String>,
+        _watch: FileWatch,
     }
 
-    fn scratch(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "dwh-watch-{tag}-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        dir
+    impl Watched {
+        fn new(tag: &str, spelled: Option<&str>) -> Watched {
+            let dir = std::env::temp_dir().join(format!(
+                "dwh-watch-{tag}-{}-{}",
+                std::process::id(),
+                fastrand::u64(..)
+            ));
+            std::fs::create_dir_all(dir.join("sub")).expect("scratch dir");
+            let file = dir.join("g.wasm");
+            std::fs::write(&file, b"one").expect("write");
+            let (tx, rx) = mpsc::unbounded_channel();
+            let mut watch = FileWatch::start(tx).expect("watcher");
+            let target = spelled.map_or_else(|| file.clone(), |s| dir.join(s));
+            watch.set_targets(&[("g".to_string(), target)]);
+            Watched {
+                dir,
+                file,
+                rx,
+                _watch: watch,
+            }
+        }
+
+        async fn next(&mut self, within: Duration) -> Option<String> {
+            tokio::time::timeout(within, self.rx.recv())
+                .await
+                .ok()
+                .flatten()
+        }
+    }
+
+    impl Drop for Watched {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 
     #[tokio::test]
     async fn rename_into_place_is_reported_once_and_other_files_are_not() {
-        let dir = scratch("rename");
-        let file = dir.join("g.wasm");
-        std::fs::write(&file, b"one").expect("write");
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut watch = FileWatch::start(tx).expect("watcher");
-        watch.set_targets(&[("g".to_string(), file.clone())]);
-        std::fs::write(dir.join("other.wasm"), b"x").expect("write other");
-        let tmp = dir.join(".g.wasm.tmp");
+        let mut w = Watched::new("rename", None);
+        std::fs::write(w.dir.join("other.wasm"), b"x").expect("write other");
+        let tmp = w.dir.join(".g.wasm.tmp");
         std::fs::write(&tmp, b"two").expect("write tmp");
-        std::fs::rename(&tmp, &file).expect("rename");
+        std::fs::rename(&tmp, &w.file).expect("rename");
+        assert_eq!(w.next(Duration::from_secs(5)).await.as_deref(), Some("g"));
         assert_eq!(
-            next(&mut rx, Duration::from_secs(5)).await.as_deref(),
-            Some("g")
-        );
-        assert_eq!(
-            next(&mut rx, Duration::from_millis(1500)).await,
+            w.next(Duration::from_millis(1500)).await,
             None,
             "one report per settled change"
         );
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test]
     async fn a_hard_link_put_in_place_as_cargo_does_is_reported_after_the_quiet_time() {
-        let dir = scratch("link");
-        let file = dir.join("g.wasm");
-        std::fs::write(&file, b"one").expect("write");
-        let built = dir.join("deps-g.wasm");
+        let mut w = Watched::new("link", None);
+        let built = w.dir.join("deps-g.wasm");
         std::fs::write(&built, b"two").expect("write the build output");
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut watch = FileWatch::start(tx).expect("watcher");
-        watch.set_targets(&[("g".to_string(), file.clone())]);
         // What cargo does to uplift an artifact: remove the old file, hard-link the new one.
-        std::fs::remove_file(&file).expect("remove");
-        std::fs::hard_link(&built, &file).expect("link");
+        std::fs::remove_file(&w.file).expect("remove");
+        std::fs::hard_link(&built, &w.file).expect("link");
         let started = Instant::now();
-        assert_eq!(
-            next(&mut rx, Duration::from_secs(5)).await.as_deref(),
-            Some("g")
-        );
+        assert_eq!(w.next(Duration::from_secs(5)).await.as_deref(), Some("g"));
         assert!(
             started.elapsed() >= QUIET - Duration::from_millis(100),
             "a created file is read only after the quiet time, as a writer may still be at it"
         );
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test]
     async fn a_relative_path_is_matched() {
-        let dir = scratch("relative");
-        let file = dir.join("g.wasm");
-        std::fs::write(&file, b"one").expect("write");
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut watch = FileWatch::start(tx).expect("watcher");
         // `dir/./sub/../g.wasm`: the same file, spelled as config paths often are.
-        std::fs::create_dir_all(dir.join("sub")).expect("sub dir");
-        watch.set_targets(&[(
-            "g".to_string(),
-            dir.join(".").join("sub").join("..").join("g.wasm"),
-        )]);
-        std::fs::write(dir.join(".tmp"), b"two").expect("write tmp");
-        std::fs::rename(dir.join(".tmp"), &file).expect("rename");
-        assert_eq!(
-            next(&mut rx, Duration::from_secs(5)).await.as_deref(),
-            Some("g")
-        );
-        let _ = std::fs::remove_dir_all(dir);
+        let mut w = Watched::new("relative", Some("./sub/../g.wasm"));
+        std::fs::write(w.dir.join(".tmp"), b"two").expect("write tmp");
+        std::fs::rename(w.dir.join(".tmp"), &w.file).expect("rename");
+        assert_eq!(w.next(Duration::from_secs(5)).await.as_deref(), Some("g"));
     }
 
     #[tokio::test]
     async fn a_file_being_written_is_reported_only_after_the_writer_closes_it() {
         use std::io::Write;
-        let dir = scratch("write");
-        let file = dir.join("g.wasm");
-        std::fs::write(&file, b"one").expect("write");
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut watch = FileWatch::start(tx).expect("watcher");
-        watch.set_targets(&[("g".to_string(), file.clone())]);
-        let mut f = std::fs::File::create(&file).expect("open for writing");
+        let mut w = Watched::new("write", None);
+        let mut f = std::fs::File::create(&w.file).expect("open for writing");
         f.write_all(b"first half").expect("write");
         f.flush().expect("flush");
         // Well past SETTLED, well before QUIET: nothing may be reported while it is open.
-        assert_eq!(next(&mut rx, Duration::from_millis(400)).await, None);
+        assert_eq!(w.next(Duration::from_millis(400)).await, None);
         f.write_all(b" second half").expect("write");
         drop(f);
-        assert_eq!(
-            next(&mut rx, Duration::from_secs(5)).await.as_deref(),
-            Some("g")
-        );
-        let _ = std::fs::remove_dir_all(dir);
+        assert_eq!(w.next(Duration::from_secs(5)).await.as_deref(), Some("g"));
     }
 }
