@@ -21,9 +21,7 @@ use dubbo_wasm_host::directory::{build_state, Directory, DirectoryState};
 use dubbo_wasm_host::loadbalance::{by_name, NAMES};
 use dubbo_wasm_host::protocol::hessian2::Value;
 use dubbo_wasm_host::router::{Router, TagRouter};
-use dubbo_wasm_host::rpc::{
-    BoxFuture, CallStats, Invocation, Invoker, RpcError, RpcResult, ServiceKey,
-};
+use dubbo_wasm_host::rpc::{Invocation, Invoker, ListedInvoker, ServiceKey};
 use dubbo_wasm_host::url::Url;
 
 /// Counts live and peak heap bytes so the bench can say what a refresh keeps and needs.
@@ -65,35 +63,9 @@ static ALLOCATOR: Counting = Counting;
 
 const INTERFACE: &str = "org.apache.dubbo.demo.DemoService";
 
-/// A provider with a URL and statistics; neither refresh nor selection calls it.
-struct Provider {
-    url: Url,
-    stats: CallStats,
-}
-
-impl Invoker for Provider {
-    fn url(&self) -> &Url {
-        &self.url
-    }
-    fn is_available(&self) -> bool {
-        true
-    }
-    fn stats(&self) -> &CallStats {
-        &self.stats
-    }
-    fn invoke<'a>(&'a self, _inv: &'a Invocation) -> BoxFuture<'a, Result<RpcResult, RpcError>> {
-        Box::pin(std::future::ready(Err(RpcError::Other(
-            "not called".into(),
-        ))))
-    }
-}
-
 /// The cheap invoker factory: no connection, just the merged URL.
 fn make(url: Url) -> Arc<dyn Invoker> {
-    Arc::new(Provider {
-        url,
-        stats: CallStats::default(),
-    })
+    Arc::new(ListedInvoker::new(url))
 }
 
 /// Registry entries of `n` providers, as a Java provider registers them (decoded).

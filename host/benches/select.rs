@@ -11,31 +11,8 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use dubbo_wasm_host::loadbalance::{by_name, NAMES};
 use dubbo_wasm_host::protocol::hessian2::Value;
-use dubbo_wasm_host::rpc::{BoxFuture, CallStats, Invocation, Invoker, RpcError, RpcResult};
+use dubbo_wasm_host::rpc::{CallStats, Invocation, Invoker, ListedInvoker};
 use dubbo_wasm_host::url::Url;
-
-/// A provider with a URL and statistics; selection never calls it.
-struct Provider {
-    url: Url,
-    stats: CallStats,
-}
-
-impl Invoker for Provider {
-    fn url(&self) -> &Url {
-        &self.url
-    }
-    fn is_available(&self) -> bool {
-        true
-    }
-    fn stats(&self) -> &CallStats {
-        &self.stats
-    }
-    fn invoke<'a>(&'a self, _inv: &'a Invocation) -> BoxFuture<'a, Result<RpcResult, RpcError>> {
-        Box::pin(std::future::ready(Err(RpcError::Other(
-            "not called".into(),
-        ))))
-    }
-}
 
 /// `n` providers registered an hour ago, with a little traffic recorded so the
 /// statistics-driven strategies have something to compare.
@@ -61,7 +38,7 @@ fn providers(n: usize) -> Vec<Arc<dyn Invoker>> {
             for _ in 0..(i % 3) {
                 stats.begin().finish(true);
             }
-            Arc::new(Provider { url, stats }) as Arc<dyn Invoker>
+            Arc::new(ListedInvoker { url, stats }) as Arc<dyn Invoker>
         })
         .collect()
 }

@@ -225,3 +225,41 @@ impl Drop for ActiveCall<'_> {
         self.record(false);
     }
 }
+
+/// A provider that is only its URL and call statistics, never called: for directories, routers
+/// and balancers exercised without a network (their tests and benchmarks).
+#[doc(hidden)]
+pub struct ListedInvoker {
+    pub url: Url,
+    pub stats: CallStats,
+}
+
+impl ListedInvoker {
+    /// A provider at `url`, with no calls recorded.
+    pub fn new(url: Url) -> ListedInvoker {
+        ListedInvoker {
+            url,
+            stats: CallStats::default(),
+        }
+    }
+}
+
+impl Invoker for ListedInvoker {
+    fn url(&self) -> &Url {
+        &self.url
+    }
+
+    fn is_available(&self) -> bool {
+        true
+    }
+
+    fn stats(&self) -> &CallStats {
+        &self.stats
+    }
+
+    fn invoke<'a>(&'a self, _inv: &'a Invocation) -> BoxFuture<'a, Result<RpcResult, RpcError>> {
+        Box::pin(std::future::ready(Err(RpcError::Other(
+            "a listed-only provider is never called".into(),
+        ))))
+    }
+}

@@ -191,37 +191,14 @@ pub fn build_state(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rpc::{BoxFuture, CallStats, RpcError, RpcResult};
-
-    struct Fake {
-        url: Url,
-        stats: CallStats,
-    }
-
-    impl Invoker for Fake {
-        fn url(&self) -> &Url {
-            &self.url
-        }
-        fn is_available(&self) -> bool {
-            true
-        }
-        fn stats(&self) -> &CallStats {
-            &self.stats
-        }
-        fn invoke<'a>(&'a self, _: &'a Invocation) -> BoxFuture<'a, Result<RpcResult, RpcError>> {
-            Box::pin(async { Err(RpcError::Other("fake".into())) })
-        }
-    }
+    use crate::rpc::ListedInvoker;
 
     fn url(s: &str) -> Url {
         Url::parse(s).expect("valid url")
     }
 
     fn make(u: Url) -> Arc<dyn Invoker> {
-        Arc::new(Fake {
-            url: u,
-            stats: CallStats::default(),
-        })
+        Arc::new(ListedInvoker::new(u))
     }
 
     fn consumer() -> Url {

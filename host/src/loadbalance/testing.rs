@@ -1,48 +1,21 @@
-//! Test doubles for the balancer tests: providers with a URL and call statistics that are never
-//! actually called.
+//! Test helpers for the balancer tests: providers (listed, never called), consumers, calls.
 
 use std::sync::Arc;
 
-use crate::rpc::{BoxFuture, CallStats, Invocation, Invoker, RpcError, RpcResult};
+use crate::rpc::{Invocation, Invoker, ListedInvoker};
 use crate::url::Url;
 
-/// A provider that only has a URL and statistics.
-pub(crate) struct FakeInvoker {
-    pub(crate) url: Url,
-    pub(crate) stats: CallStats,
-}
-
-impl Invoker for FakeInvoker {
-    fn url(&self) -> &Url {
-        &self.url
-    }
-    fn is_available(&self) -> bool {
-        true
-    }
-    fn stats(&self) -> &CallStats {
-        &self.stats
-    }
-    fn invoke<'a>(&'a self, _inv: &'a Invocation) -> BoxFuture<'a, Result<RpcResult, RpcError>> {
-        Box::pin(std::future::ready(Err(RpcError::Other(
-            "balancer test doubles are never called".into(),
-        ))))
-    }
-}
-
 /// A provider at `10.0.0.{n}:20880` with the given extra URL query (may be empty).
-pub(crate) fn provider(n: u8, query: &str) -> Arc<FakeInvoker> {
+pub(crate) fn provider(n: u8, query: &str) -> Arc<ListedInvoker> {
     let url = Url::parse(&format!(
         "dubbo://10.0.0.{n}:20880/org.apache.dubbo.demo.DemoService?{query}"
     ))
     .expect("test URL parses");
-    Arc::new(FakeInvoker {
-        url,
-        stats: CallStats::default(),
-    })
+    Arc::new(ListedInvoker::new(url))
 }
 
 /// Providers with the given weights.
-pub(crate) fn weighted(weights: &[u32]) -> Vec<Arc<FakeInvoker>> {
+pub(crate) fn weighted(weights: &[u32]) -> Vec<Arc<ListedInvoker>> {
     weights
         .iter()
         .enumerate()
@@ -51,7 +24,7 @@ pub(crate) fn weighted(weights: &[u32]) -> Vec<Arc<FakeInvoker>> {
 }
 
 /// The same providers as trait objects, as balancers receive them.
-pub(crate) fn as_dyn(providers: &[Arc<FakeInvoker>]) -> Vec<Arc<dyn Invoker>> {
+pub(crate) fn as_dyn(providers: &[Arc<ListedInvoker>]) -> Vec<Arc<dyn Invoker>> {
     providers
         .iter()
         .map(|p| p.clone() as Arc<dyn Invoker>)

@@ -3,41 +3,14 @@
 
 use std::sync::Arc;
 
-use crate::rpc::{BoxFuture, CallStats, Invocation, Invoker, RpcError, RpcResult};
+use crate::rpc::{Invocation, Invoker, ListedInvoker};
 use crate::url::Url;
-
-/// A provider that routers can look at but nobody calls.
-pub(crate) struct FakeInvoker {
-    url: Url,
-    stats: CallStats,
-}
-
-impl Invoker for FakeInvoker {
-    fn url(&self) -> &Url {
-        &self.url
-    }
-
-    fn is_available(&self) -> bool {
-        true
-    }
-
-    fn stats(&self) -> &CallStats {
-        &self.stats
-    }
-
-    fn invoke<'a>(&'a self, _inv: &'a Invocation) -> BoxFuture<'a, Result<RpcResult, RpcError>> {
-        Box::pin(std::future::ready(Err(RpcError::Other(
-            "router test double is never called".into(),
-        ))))
-    }
-}
 
 /// A provider at `url` (a full `dubbo://` URL).
 pub(crate) fn provider(url: &str) -> Arc<dyn Invoker> {
-    Arc::new(FakeInvoker {
-        url: Url::parse(url).expect("test provider URL"),
-        stats: CallStats::default(),
-    })
+    Arc::new(ListedInvoker::new(
+        Url::parse(url).expect("test provider URL"),
+    ))
 }
 
 /// Four providers: two in region hz, one gold-tagged in sh, one on port 20881 without version.
