@@ -204,11 +204,14 @@ pub fn render_metrics(runtime: &Runtime, out: &mut String) {
             |s| s.generation(),
         ),
     ];
+    let names: Vec<String> = slots
+        .iter()
+        .map(|s| s.current().name().to_string())
+        .collect();
     for (name, kind, help, read) in families {
         metrics::write_family(out, name, kind, help);
-        for slot in &slots {
-            let guest = slot.current();
-            metrics::write_sample(out, name, &[("guest", guest.name())], read(slot));
+        for (slot, guest) in slots.iter().zip(&names) {
+            metrics::write_sample(out, name, &[("guest", guest)], read(slot));
         }
     }
 }

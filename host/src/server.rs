@@ -3,7 +3,7 @@
 //! that change under it: on a file change, an upload (`PUT /admin/guests/{name}`) or a config
 //! reload (SIGHUP). SIGTERM/SIGINT stop it gracefully.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -87,26 +87,31 @@ pub async fn build_references(config: &Config) -> anyhow::Result<References> {
     Ok(References::build(config, &pool, &by_id(&sessions)).await?)
 }
 
-/// The consumer registrations `config` makes: (registry id, consumer URL), for references
-/// that subscribe through registries and register (the default).
-fn registrations(config: &Config, refs: &References) -> BTreeSet<(String, String)> {
-    let mut out = BTreeSet::new();
+/// A consumer registration: (registry id, consumer URL as registered).
+type Registrations = BTreeMap<(String, String), Url>;
+
+/// The consumer registrations `config` makes, for references that subscribe through
+/// registries and register (the default).
+fn registrations(config: &Config, refs: &References) -> Registrations {
+    let mut out = Registrations::new();
     for c in &config.references {
         if c.url.is_some() || c.register == Some(false) {
             continue;
         }
         let Some(r) = refs.get(&c.id) else { continue };
         for reg in &c.registry {
-            out.insert((reg.clone(), r.consumer().to_string()));
+            let consumer = r.consumer();
+            out.insert((reg.clone(), consumer.to_string()), consumer.clone());
         }
     }
     out
 }
 
 /// Removes consumer registrations from their registries, each bounded in time.
-async fn unregister(sessions: &Sessions, which: impl IntoIterator<Item = (String, String)>) {
-    for (id, consumer) in which {
-        let (Some((_, session)), Ok(url)) = (sessions.get(&id), Url::parse(&consumer)) else {
+async fn unregister(sessions: &Sessions, which: Registrations) {
+    for ((id, consumer), url) in which {
+        let Some((_, session)) = sessions.get(&id) else {
+            tracing::warn!(registry = %id, %consumer, "cannot unregister consumer: the registry session is gone");
             continue;
         };
         match tokio::time::timeout(UNREGISTER_TIMEOUT, session.unregister(&url)).await {
@@ -276,10 +281,9 @@ impl Runtime {
             slots.insert(g.name.clone(), slot);
         }
 
-        let gone = registrations(&old, &old_refs)
-            .difference(&registrations(&new, &refs))
-            .cloned()
-            .collect::<Vec<_>>();
+        let kept = registrations(&new, &refs);
+        let mut gone = registrations(&old, &old_refs);
+        gone.retain(|key, _| !kept.contains_key(key));
         self.references.store(Arc::new(refs));
         self.trigger.set_routes(routes_of(&new, &slots));
         self.watch_files(&slots);
