@@ -98,34 +98,7 @@ fn encode_all(values: &[Value]) -> Vec<u8> {
     out.to_vec()
 }
 
-/// `PartialEq` on `Value`, except that two NaN doubles are the same value (NaN != NaN would
-/// make every stream holding a NaN look like a broken round trip).
-pub fn same_value(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Double(x), Value::Double(y)) => x == y || (x.is_nan() && y.is_nan()),
-        (Value::List(x), Value::List(y)) => {
-            x.type_name == y.type_name
-                && x.fixed_length == y.fixed_length
-                && same_values(&x.items, &y.items)
-        }
-        (Value::Map(x), Value::Map(y)) => {
-            x.type_name == y.type_name
-                && x.entries.len() == y.entries.len()
-                && x.entries
-                    .iter()
-                    .zip(&y.entries)
-                    .all(|((ka, va), (kb, vb))| same_value(ka, kb) && same_value(va, vb))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.class == y.class && same_values(&x.values, &y.values)
-        }
-        _ => a == b,
-    }
-}
-
-fn same_values(a: &[Value], b: &[Value]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_value(x, y))
-}
+pub use dubbo_wasm_host::testing::same_value;
 
 fn hex(data: &[u8]) -> String {
     data.iter().map(|b| format!("{b:02x}")).collect()

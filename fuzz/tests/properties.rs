@@ -7,18 +7,7 @@ use std::path::{Path, PathBuf};
 use dubbo_wasm_host_fuzz::{dubbo_frames, hessian2_roundtrip};
 
 fn vectors_dir(sub: &str) -> PathBuf {
-    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    loop {
-        let candidate = dir.join("shared/vectors").join(sub);
-        if candidate.is_dir() {
-            return candidate;
-        }
-        assert!(
-            dir.pop(),
-            "shared/vectors/{sub} not found above {}: clone the repo with shared/ beside it",
-            env!("CARGO_MANIFEST_DIR")
-        );
-    }
+    dubbo_wasm_host::testing::vectors_dir(Path::new(env!("CARGO_MANIFEST_DIR")), sub)
 }
 
 fn bin_files(dir: &Path, out: &mut Vec<Vec<u8>>) {

@@ -20,20 +20,9 @@ use dubbo_wasm_host::protocol::dubbo::message::{
 use dubbo_wasm_host::protocol::hessian2::{Decoder, Encoder, List, Object, Value};
 use dubbo_wasm_host::rpc::{Invocation, ServiceKey};
 
-/// `shared/vectors/<sub>`, found by walking up from the crate directory.
+/// `shared/vectors/<sub>`.
 fn vectors_dir(sub: &str) -> PathBuf {
-    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    loop {
-        let candidate = dir.join("shared/vectors").join(sub);
-        if candidate.is_dir() {
-            return candidate;
-        }
-        assert!(
-            dir.pop(),
-            "shared/vectors/{sub} not found above {}: clone the repo with shared/ beside it",
-            env!("CARGO_MANIFEST_DIR")
-        );
-    }
+    dubbo_wasm_host::testing::vectors_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), sub)
 }
 
 /// Every `.bin` file under `dir`, in a stable order.

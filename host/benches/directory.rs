@@ -21,7 +21,8 @@ use dubbo_wasm_host::directory::{build_state, Directory, DirectoryState};
 use dubbo_wasm_host::loadbalance::{by_name, NAMES};
 use dubbo_wasm_host::protocol::hessian2::Value;
 use dubbo_wasm_host::router::{Router, TagRouter};
-use dubbo_wasm_host::rpc::{Invocation, Invoker, ListedInvoker, ServiceKey};
+use dubbo_wasm_host::rpc::{Invocation, Invoker, ServiceKey};
+use dubbo_wasm_host::testing::ListedInvoker;
 use dubbo_wasm_host::url::Url;
 
 /// Counts live and peak heap bytes so the bench can say what a refresh keeps and needs.

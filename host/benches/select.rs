@@ -11,7 +11,8 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use dubbo_wasm_host::loadbalance::{by_name, NAMES};
 use dubbo_wasm_host::protocol::hessian2::Value;
-use dubbo_wasm_host::rpc::{CallStats, Invocation, Invoker, ListedInvoker};
+use dubbo_wasm_host::rpc::{CallStats, Invocation, Invoker};
+use dubbo_wasm_host::testing::ListedInvoker;
 use dubbo_wasm_host::url::Url;
 
 /// `n` providers registered an hour ago, with a little traffic recorded so the

@@ -1301,11 +1301,7 @@ mod tests {
     /// A file of the third-party golden vectors in `shared/vectors/hessian2`.
     fn vector(name: &str) -> Vec<u8> {
         let start = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let dir = start
-            .ancestors()
-            .map(|d| d.join("shared/vectors/hessian2"))
-            .find(|d| d.is_dir())
-            .expect("shared/vectors/hessian2 beside the repository");
+        let dir = crate::testing::vectors_dir(start, "hessian2");
         std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
     }
 

@@ -16,5 +16,7 @@ pub mod registry;
 pub mod router;
 pub mod rpc;
 pub mod server;
+#[doc(hidden)]
+pub mod testing;
 pub mod url;
 pub mod wasm;

@@ -191,7 +191,7 @@ pub fn build_state(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rpc::ListedInvoker;
+    use crate::testing::ListedInvoker;
 
     fn url(s: &str) -> Url {
         Url::parse(s).expect("valid url")

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::rpc::{Invocation, Invoker, ListedInvoker};
+use crate::rpc::{Invocation, Invoker};
+use crate::testing::ListedInvoker;
 use crate::url::Url;
 
 /// A provider at `10.0.0.{n}:20880` with the given extra URL query (may be empty).

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::rpc::{Invocation, Invoker, ListedInvoker};
+use crate::rpc::{Invocation, Invoker};
+use crate::testing::ListedInvoker;
 use crate::url::Url;
 
 /// A provider at `url` (a full `dubbo://` URL).

@@ -13,18 +13,7 @@ use crate::protocol::hessian2::Value;
 use crate::rpc::{Invocation, RpcError, ServiceKey};
 
 fn vectors_dir() -> PathBuf {
-    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    loop {
-        let candidate = dir.join("shared/vectors/dubbo");
-        if candidate.is_dir() {
-            return candidate;
-        }
-        assert!(
-            dir.pop(),
-            "shared/vectors/dubbo not found above {}: clone the repo with shared/ beside it",
-            env!("CARGO_MANIFEST_DIR")
-        );
-    }
+    crate::testing::vectors_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), "dubbo")
 }
 
 struct Row {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use bytes::BytesMut;
 
 use super::{Decoder, Encoder, Value};
+use crate::testing::same_values;
 
 /// Rows whose notation abbreviates the value (`string of N UTF-16 units starting "..."`), so
 /// the full value is spelled out here from the prose of the row's `value` column.
@@ -67,21 +68,9 @@ const REENCODE_EXEMPT: &[(&str, &str)] = &[
     ),
 ];
 
-/// Finds `shared/vectors` by walking up from the crate directory (in CI, `shared/` is cloned
-/// beside the repository).
+/// `shared/vectors`.
 fn vectors_dir() -> PathBuf {
-    let start = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for dir in start.ancestors() {
-        let candidate = dir.join("shared").join("vectors");
-        if candidate.is_dir() {
-            return candidate;
-        }
-    }
-    panic!(
-        "golden vectors not found: no `shared/vectors` directory in {} or any parent; \
-         clone the shared vectors beside the repository",
-        start.display()
-    );
+    crate::testing::vectors_dir(Path::new(env!("CARGO_MANIFEST_DIR")), "")
 }
 
 /// One row of `hessian2/MANIFEST.tsv`.
@@ -149,34 +138,6 @@ fn encode_all(values: &[Value]) -> Vec<u8> {
     out.to_vec()
 }
 
-/// Structural equality where NaN equals NaN (the derived `PartialEq` says it does not).
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Double(x), Value::Double(y)) => x == y || (x.is_nan() && y.is_nan()),
-        (Value::List(x), Value::List(y)) => {
-            x.type_name == y.type_name
-                && x.fixed_length == y.fixed_length
-                && same_all(&x.items, &y.items)
-        }
-        (Value::Map(x), Value::Map(y)) => {
-            x.type_name == y.type_name
-                && x.entries.len() == y.entries.len()
-                && x.entries
-                    .iter()
-                    .zip(&y.entries)
-                    .all(|((k1, v1), (k2, v2))| same(k1, k2) && same(v1, v2))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.class == y.class && same_all(&x.values, &y.values)
-        }
-        _ => a == b,
-    }
-}
-
-fn same_all(a: &[Value], b: &[Value]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y))
-}
-
 /// A short rendering for failure messages (long strings and binaries are summarised).
 fn brief(values: &[Value]) -> String {
     let s = format!("{values:?}");
@@ -214,7 +175,7 @@ fn every_manifest_row_decodes_to_its_notation() {
                 .and_then(notation::parse_values),
         };
         match expected {
-            Ok(expected) if same_all(&expected, &decoded) => from_wire += 1,
+            Ok(expected) if same_values(&expected, &decoded) => from_wire += 1,
             Ok(expected) => failures.push(format!(
                 "{}: decoded {}\n    expected {}",
                 row.file,
@@ -225,7 +186,7 @@ fn every_manifest_row_decodes_to_its_notation() {
         }
         if let Ok(expected) = notation::parse_values(&row.value) {
             value_column_checked += 1;
-            if !same_all(&expected, &decoded) {
+            if !same_values(&expected, &decoded) {
                 failures.push(format!(
                     "{}: decoded {}\n    `value` column says {}",
                     row.file,
@@ -279,7 +240,7 @@ fn every_manifest_row_reencodes_byte_identically_unless_exempt() {
                     ));
                 }
                 match decode_all(&encoded) {
-                    Ok(again) if same_all(&again, &decoded) => {}
+                    Ok(again) if same_values(&again, &decoded) => {}
                     Ok(again) => failures.push(format!(
                         "{}: our bytes decode to {}, not {}",
                         row.file,

@@ -1,0 +1,91 @@
+//! Support shared by the tests, benchmarks and fuzz targets of this workspace: where the
+//! third-party golden vectors are, equality of decoded values that treats NaN as equal, and a
+//! provider that is only listed. Not part of the host's API.
+
+use std::path::{Path, PathBuf};
+
+use crate::protocol::hessian2::Value;
+use crate::rpc::{BoxFuture, CallStats, Invocation, Invoker, RpcError, RpcResult};
+use crate::url::Url;
+
+/// `shared/vectors/<sub>`, found by walking up from `start` (a crate directory; in CI,
+/// `shared/` is cloned beside the repository). Panics with what to do when it is missing.
+pub fn vectors_dir(start: &Path, sub: &str) -> PathBuf {
+    start
+        .ancestors()
+        .map(|d| d.join("shared/vectors").join(sub))
+        .find(|d| d.is_dir())
+        .unwrap_or_else(|| {
+            panic!(
+                "shared/vectors/{sub} not found in {} or any parent: clone the shared vectors beside the repository",
+                start.display()
+            )
+        })
+}
+
+/// Structural equality of decoded values in which two NaN doubles are equal (the derived
+/// `PartialEq` says NaN != NaN, which would make any stream holding a NaN look broken).
+pub fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Double(x), Value::Double(y)) => x == y || (x.is_nan() && y.is_nan()),
+        (Value::List(x), Value::List(y)) => {
+            x.type_name == y.type_name
+                && x.fixed_length == y.fixed_length
+                && same_values(&x.items, &y.items)
+        }
+        (Value::Map(x), Value::Map(y)) => {
+            x.type_name == y.type_name
+                && x.entries.len() == y.entries.len()
+                && x.entries
+                    .iter()
+                    .zip(&y.entries)
+                    .all(|((ka, va), (kb, vb))| same_value(ka, kb) && same_value(va, vb))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.class == y.class && same_values(&x.values, &y.values)
+        }
+        _ => a == b,
+    }
+}
+
+/// [`same_value`] element by element.
+pub fn same_values(a: &[Value], b: &[Value]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_value(x, y))
+}
+
+/// A provider that is only its URL and call statistics, never called: for directories, routers
+/// and balancers exercised without a network (their tests and benchmarks).
+pub struct ListedInvoker {
+    pub url: Url,
+    pub stats: CallStats,
+}
+
+impl ListedInvoker {
+    /// A provider at `url`, with no calls recorded.
+    pub fn new(url: Url) -> ListedInvoker {
+        ListedInvoker {
+            url,
+            stats: CallStats::default(),
+        }
+    }
+}
+
+impl Invoker for ListedInvoker {
+    fn url(&self) -> &Url {
+        &self.url
+    }
+
+    fn is_available(&self) -> bool {
+        true
+    }
+
+    fn stats(&self) -> &CallStats {
+        &self.stats
+    }
+
+    fn invoke<'a>(&'a self, _inv: &'a Invocation) -> BoxFuture<'a, Result<RpcResult, RpcError>> {
+        Box::pin(std::future::ready(Err(RpcError::Other(
+            "a listed-only provider is never called".into(),
+        ))))
+    }
+}
