@@ -6,7 +6,7 @@
 use bytes::BytesMut;
 use dubbo_wasm_host::protocol::dubbo::frame::{split_frame, DEFAULT_PAYLOAD};
 use dubbo_wasm_host::protocol::dubbo::message::{decode_event, decode_request, decode_response};
-use dubbo_wasm_host::protocol::hessian2::{Decoder, Encoder, Value};
+use dubbo_wasm_host::hessian2::{Decoder, Encoder, Value};
 
 /// Decodes `data` as one Hessian2 stream up to its end or its first error, then checks that
 /// the values decoded so far survive encode → decode unchanged, and that encoding is stable

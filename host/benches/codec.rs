@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use dubbo_wasm_host::hessian2::{Decoder, Encoder, List, Object, Value};
 use dubbo_wasm_host::protocol::dubbo::frame::{split_frame, DEFAULT_PAYLOAD};
 use dubbo_wasm_host::protocol::dubbo::message::{
     decode_request, decode_response, encode_request, encode_response, Reply,
 };
-use dubbo_wasm_host::protocol::hessian2::{Decoder, Encoder, List, Object, Value};
 use dubbo_wasm_host::rpc::{Invocation, ServiceKey};
 
 /// `shared/vectors/<sub>`.

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use dubbo_wasm_host::admin::{references_json, render_references};
 use dubbo_wasm_host::config::Config;
-use dubbo_wasm_host::metrics::{references_json, render_references, Histogram, ReferenceMetrics};
+use dubbo_wasm_host::metrics::{Histogram, ReferenceMetrics};
 use dubbo_wasm_host::protocol::dubbo::ConnectionPool;
 use dubbo_wasm_host::reference::References;
 use dubbo_wasm_host::rpc::RpcError;

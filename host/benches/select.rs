@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use dubbo_wasm_host::hessian2::Value;
 use dubbo_wasm_host::loadbalance::{by_name, NAMES};
-use dubbo_wasm_host::protocol::hessian2::Value;
 use dubbo_wasm_host::rpc::{CallStats, Invocation, Invoker};
 use dubbo_wasm_host::testing::ListedInvoker;
 use dubbo_wasm_host::url::Url;

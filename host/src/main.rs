@@ -8,11 +8,11 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use dubbo_wasm_host::config::{Config, GuestConfig, ReferenceConfig, Trigger};
 use dubbo_wasm_host::generic;
+use dubbo_wasm_host::hessian2::{Map, Value};
+use dubbo_wasm_host::host::build_references;
 use dubbo_wasm_host::protocol::dubbo::ConnectionPool;
-use dubbo_wasm_host::protocol::hessian2::{Map, Value};
 use dubbo_wasm_host::reference::Reference;
 use dubbo_wasm_host::rpc::RpcError;
-use dubbo_wasm_host::server::build_references;
 use dubbo_wasm_host::url::Url;
 use dubbo_wasm_host::wasm::new_engine;
 use serde::Deserialize;
@@ -146,7 +146,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve { config } => dubbo_wasm_host::server::serve(&config)
                 .await
-                .map(|()| ExitCode::SUCCESS),
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(anyhow::Error::from),
             Command::Check { config } => Ok(dubbo_wasm_host::check::run(&config).await),
             Command::Call(args) => call(*args).await,
             Command::Run {
@@ -159,10 +160,23 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and the causes its message does not already include, joined by `: `.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 /// One generic call: exit 0 with the JSON result on stdout, 1 on an rpc error, 2 on a usage
@@ -186,7 +200,7 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let types = match &args.types {
-        Some(t) => generic::split_type_list(t),
+        Some(t) => dubbo_wasm_host::java::split_type_list(t),
         None => json_args.iter().map(generic::infer_java_type).collect(),
     };
     let invocation = match generic::invocation(&args.method, &types, &json_args) {
@@ -281,20 +295,7 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
 
 /// `<kind>: <message>`, with a business exception's message as `<class>: <message>`.
 fn rpc_error_line(e: &RpcError) -> String {
-    let message = match e {
-        RpcError::BizException {
-            class_name,
-            message,
-        } => format!("{class_name}: {message}"),
-        RpcError::Timeout(m)
-        | RpcError::NoProvider(m)
-        | RpcError::Network(m)
-        | RpcError::Forbidden(m)
-        | RpcError::Serialization(m)
-        | RpcError::LimitExceeded(m)
-        | RpcError::Other(m) => m.clone(),
-    };
-    format!("{}: {message}", e.kind())
+    format!("{}: {}", e.kind(), e.message())
 }
 
 /// `run`: one CLI guest, stdout and stderr passed through, its exit code returned.

@@ -11,28 +11,64 @@ use tokio::task::JoinHandle;
 use crate::cluster::{self, ClusterKind, FailbackQueue, MethodPolicy};
 use crate::config::{Config, MethodConfig, ReferenceConfig};
 use crate::directory::{build_state, configurator, Directory};
+use crate::java::lower_camel;
 use crate::loadbalance;
 use crate::metrics::ReferenceMetrics;
-use crate::protocol::dubbo::{ConnectionConfig, ConnectionPool, DubboInvoker, ExchangeClient};
-use crate::registry::{Registry, Snapshot};
+use crate::protocol::dubbo::{ConnectionConfig, ConnectionPool, DubboInvoker, SharedClient};
+use crate::registry::{Registry, RegistryError, Snapshot};
 use crate::router::{self, Router};
 use crate::rpc::{Invocation, Invoker, RpcError, RpcResult, ServiceKey};
 use crate::url::Url;
-use crate::wasm::bind::java_method_name;
 
-/// Why a reference cannot be built.
+/// Why a reference cannot be built. The message ends with the fix, which
+/// [`ReferenceError::fix`] also gives on its own.
 #[derive(Debug, thiserror::Error)]
 pub enum ReferenceError {
     #[error("reference `{id}`: {message}")]
     Invalid { id: String, message: String },
-    #[error("reference `{id}`: no provider available for {service} (check = true)\n  fix: start a provider, correct `url`/`registry`, or set check = false to start without one")]
+    #[error(
+        "reference `{id}`: no provider available for {service} (check = true)\n  fix: {}",
+        NO_PROVIDER_FIX
+    )]
     NoProvider { id: String, service: String },
-    #[error("reference `{id}`: registry `{registry}`: {message}")]
+    #[error("reference `{id}`: registry `{registry}`: {error}")]
     Registry {
         id: String,
         registry: String,
-        message: String,
+        error: Box<RegistryError>,
     },
+}
+
+const NO_PROVIDER_FIX: &str =
+    "start a provider, correct `url`/`registry`, or set check = false to start without one";
+
+impl ReferenceError {
+    /// The id of the reference.
+    pub fn id(&self) -> &str {
+        match self {
+            ReferenceError::Invalid { id, .. }
+            | ReferenceError::NoProvider { id, .. }
+            | ReferenceError::Registry { id, .. } => id,
+        }
+    }
+
+    /// What is wrong, without the fix.
+    pub fn problem(&self) -> String {
+        match self {
+            ReferenceError::NoProvider { id, service } => {
+                format!("reference `{id}`: no provider available for {service} (check = true)")
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// What to do about it, when the problem does not say.
+    pub fn fix(&self) -> Option<&'static str> {
+        match self {
+            ReferenceError::NoProvider { .. } => Some(NO_PROVIDER_FIX),
+            _ => None,
+        }
+    }
 }
 
 /// Makes invokers for provider URLs of one reference.
@@ -50,7 +86,7 @@ impl ProviderFactory {
             vec![self.pool.client(&url.address(), &self.conn_cfg)]
         } else {
             (0..self.own_connections)
-                .map(|_| Arc::new(ExchangeClient::new(url.address(), self.conn_cfg.clone())))
+                .map(|_| Arc::new(SharedClient::new(url.address(), self.conn_cfg.clone())))
                 .collect()
         };
         let invoker = DubboInvoker::new(url, self.service.clone(), clients);
@@ -132,10 +168,7 @@ pub fn consumer_url(application: &str, cfg: &ReferenceConfig) -> Url {
     opt("connections", cfg.connections.map(|v| v.to_string()));
     opt("lazy", cfg.lazy.map(|v| v.to_string()));
     for (wit_name, m) in &cfg.methods {
-        let java = m
-            .java_name
-            .clone()
-            .unwrap_or_else(|| java_method_name(wit_name));
+        let java = m.java_name.clone().unwrap_or_else(|| lower_camel(wit_name));
         let mut method_opt = |k: &str, v: Option<String>| {
             if let Some(v) = v {
                 p.insert(format!("{java}.{k}"), v);
@@ -284,7 +317,7 @@ impl Reference {
                     .map_err(|e| ReferenceError::Registry {
                         id: self.id.clone(),
                         registry: name.clone(),
-                        message: e.to_string(),
+                        error: Box::new(e),
                     })?;
             receivers.push(rx);
         }
@@ -461,7 +494,7 @@ impl Reference {
                         .map_err(|e| ReferenceError::Registry {
                             id: c.id.clone(),
                             registry: name.clone(),
-                            message: e.to_string(),
+                            error: Box::new(e),
                         })?;
                 }
             }

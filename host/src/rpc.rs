@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::protocol::hessian2::Value;
+use crate::hessian2::Value;
 use crate::url::Url;
 
 /// One remote method call, independent of which provider will serve it.
@@ -81,6 +81,23 @@ impl RpcError {
             RpcError::Serialization(_) => 5,
             RpcError::LimitExceeded(_) => 6,
             RpcError::Other(_) => 7,
+        }
+    }
+
+    /// The message, without the kind; a business exception's is `<class>: <message>`.
+    pub fn message(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            RpcError::BizException {
+                class_name,
+                message,
+            } => format!("{class_name}: {message}").into(),
+            RpcError::Timeout(m)
+            | RpcError::NoProvider(m)
+            | RpcError::Network(m)
+            | RpcError::Forbidden(m)
+            | RpcError::Serialization(m)
+            | RpcError::LimitExceeded(m)
+            | RpcError::Other(m) => m.as_str().into(),
         }
     }
 

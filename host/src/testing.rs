@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::protocol::hessian2::Value;
+use crate::hessian2::Value;
 use crate::rpc::{BoxFuture, CallStats, Invocation, Invoker, RpcError, RpcResult};
 use crate::url::Url;
 

@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use dubbo_wasm_host::hessian2::Value;
 use dubbo_wasm_host::protocol::dubbo::frame::Frame;
 use dubbo_wasm_host::protocol::dubbo::message::{
     decode_request, encode_event, encode_heartbeat_request, encode_response, Reply,
 };
-use dubbo_wasm_host::protocol::hessian2::Value;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::broadcast;
 

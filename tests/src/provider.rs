@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use dubbo_wasm_host::hessian2::{List, Object, Value};
 use dubbo_wasm_host::protocol::dubbo::frame::{split_frame, status, Frame, DEFAULT_PAYLOAD};
 use dubbo_wasm_host::protocol::dubbo::message::{
     decode_request, encode_heartbeat_response, encode_response, DecodedRequest, Reply,
 };
-use dubbo_wasm_host::protocol::hessian2::{List, Object, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};

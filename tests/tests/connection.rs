@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dubbo_wasm_host::config::ReferenceConfig;
-use dubbo_wasm_host::protocol::dubbo::{ConnectionConfig, ConnectionPool, ExchangeClient};
-use dubbo_wasm_host::protocol::hessian2::Value;
+use dubbo_wasm_host::hessian2::Value;
+use dubbo_wasm_host::protocol::dubbo::{ConnectionConfig, ConnectionPool, SharedClient};
 use dubbo_wasm_host::reference::Reference;
 use dubbo_wasm_host::rpc::{Invocation, RpcError, ServiceKey};
 use dubbo_wasm_host_tests::process::start_provider;
@@ -36,8 +36,8 @@ fn greeting(provider: &str, name: &str) -> Value {
     Value::String(format!("Hello {name}, response from provider: {provider}"))
 }
 
-fn client(addr: &str, cfg: ConnectionConfig) -> Arc<ExchangeClient> {
-    Arc::new(ExchangeClient::new(addr.to_string(), cfg))
+fn client(addr: &str, cfg: ConnectionConfig) -> Arc<SharedClient> {
+    Arc::new(SharedClient::new(addr.to_string(), cfg))
 }
 
 const SECOND: Duration = Duration::from_secs(1);

@@ -12,8 +12,8 @@ mod select;
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::directory::Directory;
+use crate::hessian2::Value;
 use crate::loadbalance::LoadBalance;
-use crate::protocol::hessian2::Value;
 use crate::rpc::{Invocation, Invoker, RpcError, RpcResult};
 
 pub use failback::FailbackQueue;

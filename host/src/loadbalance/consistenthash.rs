@@ -148,8 +148,8 @@ impl fmt::Write for DigestWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hessian2::Value;
     use crate::loadbalance::testing::{as_dyn, consumer, invocation, weighted};
-    use crate::protocol::hessian2::Value;
 
     fn call(arg: &str) -> Invocation {
         invocation(vec![Value::String(arg.into())])

@@ -12,7 +12,7 @@
 
 use std::fmt::{self, Write};
 
-use crate::protocol::hessian2::Value;
+use crate::hessian2::Value;
 
 /// Writes `value` as Java's `String.valueOf` would print it (see the module doc for the limits).
 pub(crate) fn write_java_string<W: Write>(out: &mut W, value: &Value) -> fmt::Result {
@@ -100,7 +100,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::protocol::hessian2::{ClassDef, List, Object};
+    use crate::hessian2::{ClassDef, List, Object};
 
     fn java(v: &Value) -> String {
         let mut s = String::new();

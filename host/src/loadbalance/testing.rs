@@ -41,7 +41,7 @@ pub(crate) fn consumer(query: &str) -> Url {
 }
 
 /// A `sayHello` call with the given arguments.
-pub(crate) fn invocation(args: Vec<crate::protocol::hessian2::Value>) -> Invocation {
+pub(crate) fn invocation(args: Vec<crate::hessian2::Value>) -> Invocation {
     Invocation {
         method: "sayHello".into(),
         parameter_types: "Ljava/lang/String;".into(),

@@ -135,7 +135,7 @@ impl Router for ConditionRouter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::hessian2::Value;
+    use crate::hessian2::Value;
     use crate::router::testing::{addresses, call, consumer, providers};
 
     fn route(rule: &str, from: &Url, inv: &Invocation) -> Vec<String> {

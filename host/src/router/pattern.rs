@@ -8,7 +8,7 @@
 
 use std::fmt::{self, Write as _};
 
-use crate::protocol::hessian2::Value;
+use crate::hessian2::Value;
 
 /// The value a condition key has for one call, as up to three pieces read in order.
 #[derive(Clone, Copy, Debug)]

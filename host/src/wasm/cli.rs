@@ -4,12 +4,12 @@
 use std::path::Path;
 
 use wasmtime::Store;
-use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{I32Exit, WasiCtx};
 
 use super::engine::ticks_for;
-use super::guest::{compile, linker_for, store_limits, time_limit};
-use super::host::HostState;
+use super::guest::{compile, store_limits, time_limit};
+use super::prepare::prepare_cli;
+use super::state::GuestState;
 use super::WasmError;
 use crate::config::GuestConfig;
 use crate::reference::References;
@@ -25,19 +25,11 @@ pub async fn run(
     args: &[String],
 ) -> Result<i32, WasmError> {
     let component = compile(engine, cfg, path)?;
-    let linker = linker_for(engine, &component, cfg, refs)?;
-    let fail = |message: String| WasmError::Bind {
+    let pre = prepare_cli(engine, cfg, &component, refs)?;
+    let fail = |message: String| WasmError::Run {
         guest: cfg.name.clone(),
         message,
     };
-    let pre = linker
-        .instantiate_pre(&component)
-        .map_err(|e| fail(format!("{e:#}")))?;
-    let pre = CommandPre::new(pre).map_err(|e| {
-        fail(format!(
-            "does not export wasi:cli/run ({e:#})\n  fix: build it as a binary (a `main` function) or use trigger = \"http\""
-        ))
-    })?;
     let mut argv = vec![cfg.name.clone()];
     argv.extend(args.iter().cloned());
     let wasi = WasiCtx::builder()
@@ -45,7 +37,7 @@ pub async fn run(
         .inherit_stderr()
         .args(&argv)
         .build();
-    let mut store = Store::new(engine, HostState::with_wasi(store_limits(cfg), wasi));
+    let mut store = Store::new(engine, GuestState::with_wasi(store_limits(cfg), wasi));
     store.limiter(|s| &mut s.limits);
     let limit = time_limit(cfg);
     store.set_epoch_deadline(ticks_for(limit));

@@ -1,19 +1,21 @@
-//! A loaded guest: its component compiled (through the engine's on-disk cache), its imports
-//! bound, and the result pre-instantiated once so each request only creates a store. Limits:
-//! linear memory per instance, wall time per request, and instances running at once.
+//! A loaded guest version: its component compiled (through the engine's on-disk cache), known
+//! by the digest of its bytes, prepared once for the http trigger so each request only creates
+//! a store. Limits: linear memory per instance, wall time per request, and instances running
+//! at once.
 
+use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sha2::{Digest as _, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::Component;
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-use super::bind::bind_imports;
-use super::host::HostState;
-use super::slot::Digest;
+use super::prepare::prepare_http;
+use super::state::GuestState;
 use super::WasmError;
 use crate::config::GuestConfig;
 use crate::reference::References;
@@ -24,6 +26,33 @@ const DEFAULT_MAX_MEMORY_MIB: u64 = 64;
 const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 /// Default number of instances of one guest running at once.
 const DEFAULT_MAX_INSTANCES: usize = 256;
+
+/// The SHA-256 digest of a module's bytes: a version's identity.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Digest([u8; 32]);
+
+impl Digest {
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest(Sha256::digest(bytes).into())
+    }
+}
+
+impl fmt::Display for Digest {
+    /// Lowercase hex, as `sha256sum` prints it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
 
 /// Reads and compiles a guest's component.
 pub fn compile(engine: &Engine, cfg: &GuestConfig, path: &Path) -> Result<Component, WasmError> {
@@ -50,26 +79,6 @@ pub fn compile_bytes(
     })
 }
 
-/// The linker for one guest version: WASI (no sockets, files or environment unless granted),
-/// wasi-http types, and the guest's Dubbo imports bound to its granted references.
-pub fn linker_for(
-    engine: &Engine,
-    component: &Component,
-    cfg: &GuestConfig,
-    refs: &References,
-) -> Result<Linker<HostState>, WasmError> {
-    let bind_err = |message: String| WasmError::Bind {
-        guest: cfg.name.clone(),
-        message,
-    };
-    let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| bind_err(format!("{e:#}")))?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-        .map_err(|e| bind_err(format!("{e:#}")))?;
-    bind_imports(engine, &mut linker, component, &cfg.references, refs).map_err(bind_err)?;
-    Ok(linker)
-}
-
 /// The store limits of one instance of `cfg`'s guest.
 pub fn store_limits(cfg: &GuestConfig) -> StoreLimits {
     let max_memory = (cfg.max_memory_mib.unwrap_or(DEFAULT_MAX_MEMORY_MIB) as usize) << 20;
@@ -87,7 +96,7 @@ pub fn time_limit(cfg: &GuestConfig) -> Duration {
 /// An HTTP guest ready to serve: one pre-instantiated component and its limits.
 pub struct Guest {
     name: String,
-    pre: ProxyPre<HostState>,
+    pre: ProxyPre<GuestState>,
     cfg: GuestConfig,
     digest: Digest,
     timeout: Duration,
@@ -120,19 +129,7 @@ impl Guest {
         digest: Digest,
         refs: &References,
     ) -> Result<Guest, WasmError> {
-        let linker = linker_for(engine, component, cfg, refs)?;
-        let bind_err = |message: String| WasmError::Bind {
-            guest: cfg.name.clone(),
-            message,
-        };
-        let pre = linker
-            .instantiate_pre(component)
-            .map_err(|e| bind_err(format!("{e:#}")))?;
-        let pre = ProxyPre::new(pre).map_err(|e| {
-            bind_err(format!(
-                "does not export wasi:http/incoming-handler ({e:#})\n  fix: export it (see guest-examples/hello-http) or use trigger = \"cli\""
-            ))
-        })?;
+        let pre = prepare_http(engine, cfg, component, refs)?;
         Ok(Guest {
             name: cfg.name.clone(),
             pre,
@@ -171,7 +168,7 @@ impl Guest {
     }
 
     /// The pre-instantiated component.
-    pub fn pre(&self) -> &ProxyPre<HostState> {
+    pub fn pre(&self) -> &ProxyPre<GuestState> {
         &self.pre
     }
 
@@ -181,8 +178,8 @@ impl Guest {
     }
 
     /// A fresh store for one request, with the guest's memory and time limits applied.
-    pub fn new_store(&self) -> Store<HostState> {
-        let mut store = Store::new(self.pre.engine(), HostState::new(store_limits(&self.cfg)));
+    pub fn new_store(&self) -> Store<GuestState> {
+        let mut store = Store::new(self.pre.engine(), GuestState::new(store_limits(&self.cfg)));
         store.limiter(|s| &mut s.limits);
         // Yield to the executor on every tick instead of running to the deadline: a spinning
         // guest must not hold a Tokio worker, and with it the I/O and timer drivers, for its
@@ -197,5 +194,18 @@ impl Guest {
             })
         });
         store
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_is_sha256_in_lowercase_hex() {
+        assert_eq!(
+            Digest::of(b"abc").to_string(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -1,56 +1,20 @@
 //! Guest slots and hot swap. A slot holds the version of one guest that serves now, as an
 //! `Arc<Guest>` swapped atomically: a request takes the current version once and runs on it to
-//! the end, so requests in flight finish on the old version while new ones get the new. A new
-//! version is compiled off the request path (through an in-memory cache of recent versions by
-//! digest, then wasmtime's on-disk cache, keyed by the module bytes and the engine's
-//! compatibility), bound to the guest's granted references and pre-instantiated before it may
-//! serve; a version that fails any of that is refused and the old one keeps serving.
+//! the end, so requests in flight finish on the old version while new ones get the new. New
+//! versions come from the [`Loader`], off the request path; a version it refuses leaves the
+//! old one serving, and the slot keeps the reason.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use sha2::{Digest as _, Sha256};
-use wasmtime::component::Component;
-use wasmtime::Engine;
 
-use super::guest::{compile_bytes, Guest};
-use super::WasmError;
+use super::guest::{Digest, Guest};
+use super::loader::Loader;
 use crate::config::GuestConfig;
 use crate::reference::References;
-
-/// Compiled versions kept in memory, so swapping back to a recent version only binds it.
-const COMPILED_IN_MEMORY: usize = 16;
-
-/// The SHA-256 digest of a module's bytes: a version's identity.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Digest([u8; 32]);
-
-impl Digest {
-    /// The digest of `bytes`.
-    pub fn of(bytes: &[u8]) -> Digest {
-        Digest(Sha256::digest(bytes).into())
-    }
-}
-
-impl fmt::Display for Digest {
-    /// Lowercase hex, as `sha256sum` prints it.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for Digest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
 
 /// Where a guest version came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,104 +32,6 @@ impl Source {
             Source::File => "file",
             Source::Upload => "upload",
         }
-    }
-}
-
-/// Compiles and binds guest versions. One per process: it owns the engine and the in-memory
-/// cache of compiled components.
-pub struct Loader {
-    engine: Engine,
-    compiled: Mutex<Vec<(Digest, Component, u64)>>,
-    uses: AtomicU64,
-}
-
-impl Loader {
-    /// A loader compiling with `engine`.
-    pub fn new(engine: Engine) -> Loader {
-        Loader {
-            engine,
-            compiled: Mutex::new(Vec::new()),
-            uses: AtomicU64::new(0),
-        }
-    }
-
-    /// The engine guests run on.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
-    /// Compiles (unless recently compiled), binds and pre-instantiates `bytes` as a version of
-    /// `cfg`'s guest, on a blocking thread: compiling a large component takes seconds.
-    pub async fn load(
-        self: &Arc<Self>,
-        cfg: &GuestConfig,
-        bytes: Arc<[u8]>,
-        origin: &Path,
-        refs: &References,
-    ) -> Result<Guest, WasmError> {
-        let (this, cfg2, origin2, refs) = (
-            self.clone(),
-            cfg.clone(),
-            origin.to_path_buf(),
-            refs.clone(),
-        );
-        tokio::task::spawn_blocking(move || this.load_blocking(&cfg2, &bytes, &origin2, &refs))
-            .await
-            .unwrap_or_else(|e| {
-                Err(WasmError::Bind {
-                    guest: cfg.name.clone(),
-                    message: format!("loading stopped: {e}"),
-                })
-            })
-    }
-
-    /// [`Loader::load`] on the calling thread.
-    pub fn load_blocking(
-        &self,
-        cfg: &GuestConfig,
-        bytes: &[u8],
-        origin: &Path,
-        refs: &References,
-    ) -> Result<Guest, WasmError> {
-        let digest = Digest::of(bytes);
-        let component = match self.cached(&digest) {
-            Some(c) => c,
-            None => {
-                let c = compile_bytes(&self.engine, cfg, bytes, origin)?;
-                self.remember(digest, c.clone());
-                c
-            }
-        };
-        Guest::bind(&self.engine, cfg, &component, digest, refs)
-    }
-
-    fn cached(&self, digest: &Digest) -> Option<Component> {
-        let tick = self.uses.fetch_add(1, Ordering::Relaxed);
-        let mut compiled = self.compiled.lock().ok()?;
-        let entry = compiled.iter_mut().find(|(d, _, _)| d == digest)?;
-        entry.2 = tick;
-        Some(entry.1.clone())
-    }
-
-    fn remember(&self, digest: Digest, component: Component) {
-        let tick = self.uses.fetch_add(1, Ordering::Relaxed);
-        let Ok(mut compiled) = self.compiled.lock() else {
-            return;
-        };
-        if compiled.iter().any(|(d, _, _)| *d == digest) {
-            return;
-        }
-        if compiled.len() >= COMPILED_IN_MEMORY {
-            if let Some(oldest) = compiled
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, e)| e.2)
-                .map(|(i, _)| i)
-            {
-                compiled.swap_remove(oldest);
-            }
-        }
-        compiled.push((digest, component, tick));
     }
 }
 
@@ -448,18 +314,5 @@ impl GuestSlot {
             "refused": c.refused.load(Ordering::Relaxed),
             "last_error": last_error,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn digest_is_sha256_in_lowercase_hex() {
-        assert_eq!(
-            Digest::of(b"abc").to_string(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
     }
 }

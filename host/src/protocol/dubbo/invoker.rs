@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::client::ExchangeClient;
+use super::pool::SharedClient;
 use crate::rpc::{BoxFuture, CallStats, Invocation, Invoker, RpcError, RpcResult, ServiceKey};
 use crate::url::Url;
 
@@ -18,7 +18,7 @@ const DEFAULT_TIMEOUT_MS: u64 = 1000;
 pub struct DubboInvoker {
     url: Url,
     service: ServiceKey,
-    clients: Vec<Arc<ExchangeClient>>,
+    clients: Vec<Arc<SharedClient>>,
     next: AtomicUsize,
     timeout: Duration,
     method_timeouts: HashMap<String, Duration>,
@@ -28,7 +28,7 @@ pub struct DubboInvoker {
 impl DubboInvoker {
     /// Binds `url` (the provider, with consumer parameters merged) to `clients`; an empty
     /// list is refused by giving the invoker nothing to call (it reports unavailable).
-    pub fn new(url: Url, service: ServiceKey, clients: Vec<Arc<ExchangeClient>>) -> Self {
+    pub fn new(url: Url, service: ServiceKey, clients: Vec<Arc<SharedClient>>) -> Self {
         let timeout = Duration::from_millis(url.param_u64("timeout", DEFAULT_TIMEOUT_MS));
         let method_timeouts = url
             .params

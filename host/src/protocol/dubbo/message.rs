@@ -7,7 +7,7 @@ use bytes::BytesMut;
 use super::frame::{
     patch_body_len, status, Header, FLAG_EVENT, FLAG_REQUEST, FLAG_TWO_WAY, HEADER_LEN, HESSIAN2,
 };
-use crate::protocol::hessian2::{ref_table, DecodeError, Decoder, Encoder, Object, Value};
+use crate::hessian2::{ref_table, DecodeError, Decoder, Encoder, Object, Value};
 use crate::rpc::{Invocation, RpcError, RpcResult, ServiceKey};
 
 /// The Dubbo protocol version written in requests; providers send response attachments only

@@ -9,7 +9,7 @@ use bytes::BytesMut;
 
 use super::frame::{split_frame, DEFAULT_PAYLOAD};
 use super::message::{decode_event, decode_request, decode_response, encode_request, Event};
-use crate::protocol::hessian2::Value;
+use crate::hessian2::Value;
 use crate::rpc::{Invocation, RpcError, ServiceKey};
 
 fn vectors_dir() -> PathBuf {
@@ -263,7 +263,7 @@ fn primitive_args_request_is_byte_identical_to_java_dubbo() {
 
 #[test]
 fn object_list_and_map_args_request_is_byte_identical_to_java_dubbo() {
-    use crate::protocol::hessian2::{List, Map, Object};
+    use crate::hessian2::{List, Map, Object};
     let user = Object::new(
         "org.apache.dubbo.demo.User",
         vec![

@@ -5,7 +5,7 @@
 //! own package `dubbo:host` adds `types`, `context` (attachments) and `generic` (`$invoke`
 //! with JSON).
 
-mod java_type;
+mod mapping;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,11 +14,12 @@ use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, Linker, LinkerInstance, Type, Val};
 use wasmtime::{Engine, StoreContextMut};
 
-pub use java_type::{lower_camel as java_method_name, JavaType, Refs, TypeNames};
+pub use mapping::{Mapping, MappingError, Refs, TypeNames};
 
-use super::host::HostState;
+use super::state::GuestState;
 use crate::generic;
-use crate::protocol::hessian2::Value;
+use crate::hessian2::Value;
+use crate::java::{self, lower_camel};
 use crate::reference::{Reference, References};
 use crate::rpc::{Invocation, RpcError, RpcResult};
 
@@ -27,6 +28,54 @@ const HOST_PACKAGE: &str = "dubbo:host/";
 
 /// The cases of `dubbo:host/types.rpc-error`, which every Dubbo function's error must be.
 const RPC_ERROR_CASES: [&str; 8] = RpcError::KINDS;
+
+/// Why a guest's imports cannot be bound; [`BindError::fix`] says what to change.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BindError {
+    #[error("imports `{import}`, which is not an interface; only interfaces can be bound")]
+    NotAnInterface { import: String },
+    #[error("imports `{import}`: this host has no interface `{name}` in dubbo:host (it has types, context, generic)")]
+    UnknownHostInterface { import: String, name: String },
+    #[error("imports `{import}` function `{function}`, which this host does not provide (it has: {known})")]
+    UnknownHostFunction {
+        import: String,
+        function: String,
+        known: String,
+    },
+    #[error("imports `{import}`, which no reference provides")]
+    NoReference { import: String },
+    #[error("imports `{import}` (reference `{reference}`), which this guest is not granted")]
+    NotGranted { import: String, reference: String },
+    #[error("`{import}` function `{function}` cannot be bound to {service}: {problem}")]
+    Function {
+        import: String,
+        function: String,
+        service: String,
+        problem: MappingError,
+    },
+    #[error("cannot define `{import}#{function}`: {message}")]
+    Define {
+        import: String,
+        function: String,
+        message: String,
+    },
+}
+
+impl BindError {
+    /// What to change so the import binds, when the problem alone does not say it.
+    pub fn fix(&self) -> Option<String> {
+        match self {
+            BindError::NoReference { import } => {
+                let base = import.split_once('@').map_or(import.as_str(), |(b, _)| b);
+                Some(format!("add wit = \"{base}\" to the [[reference]] of that Dubbo interface and list its id in this guest's `references`"))
+            }
+            BindError::NotGranted { reference, .. } => {
+                Some(format!("add \"{reference}\" to this guest's `references`"))
+            }
+            _ => None,
+        }
+    }
+}
 
 /// Whether a guest's import name (`pkg:name/iface@1.0.0`) is the interface a reference's
 /// `wit` names; a version in `wit` must match, a missing one matches any.
@@ -43,9 +92,9 @@ struct FunctionPlan {
     reference: Arc<Reference>,
     method: Arc<str>,
     descriptor: Arc<str>,
-    params: Vec<JavaType>,
+    params: Vec<Mapping>,
     /// `None` for a void method (`result<_, rpc-error>`).
-    result: Option<JavaType>,
+    result: Option<Mapping>,
 }
 
 impl FunctionPlan {
@@ -54,18 +103,18 @@ impl FunctionPlan {
         wit_name: &str,
         func: &ComponentFunc,
         names: &TypeNames<'_>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, MappingError> {
         let settings = reference.method_settings(wit_name);
         let explicit = settings.and_then(|m| m.parameter_types.as_ref());
         let mut params = Vec::new();
         let mut descriptor = String::new();
         for (i, (name, ty)) in func.params().enumerate() {
-            let java =
-                JavaType::from_wit(&ty, names).map_err(|e| format!("parameter `{name}`: {e}"))?;
+            let java = Mapping::from_wit(&ty, names)
+                .map_err(|e| e.within(format!("parameter `{name}`")))?;
             match explicit.and_then(|t| t.get(i)) {
                 Some(java_name) => descriptor.push_str(
-                    &generic::java_descriptor(java_name)
-                        .map_err(|e| format!("parameter `{name}`: {e}"))?,
+                    &java::java_descriptor(java_name)
+                        .map_err(|e| MappingError::new(format!("parameter `{name}`: {e}")))?,
                 ),
                 None => descriptor.push_str(&java.descriptor()),
             }
@@ -73,31 +122,31 @@ impl FunctionPlan {
         }
         if let Some(types) = explicit {
             if types.len() != params.len() {
-                return Err(format!(
+                return Err(MappingError::new(format!(
                     "`parameter-types` lists {} types for {} parameters",
                     types.len(),
                     params.len()
-                ));
+                )));
             }
         }
         let mut results = func.results();
         let (Some(Type::Result(r)), None) = (results.next(), results.next()) else {
-            return Err(
-                "must return result<T, rpc-error> (or result<_, rpc-error> for void)".into(),
-            );
+            return Err(MappingError::new(
+                "must return result<T, rpc-error> (or result<_, rpc-error> for void)",
+            ));
         };
         if !is_rpc_error(r.err().as_ref()) {
-            return Err(
-                "the error type must be `rpc-error` from dubbo:host/types@0.1.0 (use dubbo:host/types@0.1.0.{rpc-error})".into(),
-            );
+            return Err(MappingError::new(
+                "the error type must be `rpc-error` from dubbo:host/types@0.1.0 (use dubbo:host/types@0.1.0.{rpc-error})",
+            ));
         }
         let result = match r.ok() {
             None => None,
-            Some(t) => Some(JavaType::from_wit(&t, names).map_err(|e| format!("result: {e}"))?),
+            Some(t) => Some(Mapping::from_wit(&t, names).map_err(|e| e.within("result"))?),
         };
         let method = settings
             .and_then(|m| m.java_name.clone())
-            .unwrap_or_else(|| java_method_name(wit_name));
+            .unwrap_or_else(|| lower_camel(wit_name));
         Ok(FunctionPlan {
             reference,
             method: method.into(),
@@ -112,7 +161,7 @@ impl FunctionPlan {
         args: &[Val],
         attachments: Vec<(String, String)>,
     ) -> (Val, Vec<(String, Value)>) {
-        let converted: Result<Vec<Value>, String> = self
+        let converted: Result<Vec<Value>, MappingError> = self
             .params
             .iter()
             .zip(args)
@@ -120,7 +169,12 @@ impl FunctionPlan {
             .collect();
         let args = match converted {
             Ok(a) => a,
-            Err(e) => return (rpc_error_val(&RpcError::Serialization(e)), Vec::new()),
+            Err(e) => {
+                return (
+                    rpc_error_val(&RpcError::Serialization(e.to_string())),
+                    Vec::new(),
+                )
+            }
         };
         let inv = Invocation {
             method: self.method.clone(),
@@ -162,13 +216,7 @@ pub fn rpc_error_val(e: &RpcError) -> Val {
             ("class-name".to_string(), Val::String(class_name.clone())),
             ("message".to_string(), Val::String(message.clone())),
         ]),
-        RpcError::Timeout(m)
-        | RpcError::NoProvider(m)
-        | RpcError::Network(m)
-        | RpcError::Forbidden(m)
-        | RpcError::Serialization(m)
-        | RpcError::LimitExceeded(m)
-        | RpcError::Other(m) => Val::String(m.clone()),
+        other => Val::String(other.message().into_owned()),
     };
     Val::Result(Err(Some(Box::new(Val::Variant(
         e.kind().to_string(),
@@ -195,20 +243,20 @@ fn stringify(attachments: Vec<(String, Value)>) -> Vec<(String, String)> {
 /// cannot be bound.
 pub fn bind_imports(
     engine: &Engine,
-    linker: &mut Linker<HostState>,
+    linker: &mut Linker<GuestState>,
     component: &Component,
     granted: &[String],
     refs: &References,
-) -> Result<(), String> {
+) -> Result<(), BindError> {
     let ty = component.component_type();
     for (name, ext) in ty.imports(engine) {
         if name.starts_with("wasi:") {
             continue;
         }
         let ComponentItem::ComponentInstance(inst) = ext.ty else {
-            return Err(format!(
-                "imports `{name}`, which is not an interface; only interfaces can be bound"
-            ));
+            return Err(BindError::NotAnInterface {
+                import: name.to_string(),
+            });
         };
         let mut funcs = Vec::new();
         let mut named = Vec::new();
@@ -221,15 +269,18 @@ pub fn bind_imports(
         }
         let base = name.split_once('@').map_or(name, |(b, _)| b);
         if let Some(host_iface) = base.strip_prefix(HOST_PACKAGE) {
-            let mut instance = linker.instance(name).map_err(|e| format!("{e:#}"))?;
+            let mut instance = linker
+                .instance(name)
+                .map_err(|e| define_error(name, "", &e))?;
             match host_iface {
                 "types" => {}
                 "context" => define_context(&mut instance, &funcs, name)?,
                 "generic" => define_generic(&mut instance, &funcs, name, granted, refs)?,
                 other => {
-                    return Err(format!(
-                        "imports `{name}`: this host has no interface `{other}` in dubbo:host (it has types, context, generic)"
-                    ))
+                    return Err(BindError::UnknownHostInterface {
+                        import: name.to_string(),
+                        name: other.to_string(),
+                    })
                 }
             }
             continue;
@@ -238,16 +289,15 @@ pub fn bind_imports(
             .iter()
             .find(|r| r.wit().is_some_and(|w| interface_matches(name, w)))
         else {
-            return Err(format!(
-                "imports `{name}`, which no reference provides\n  fix: add wit = \"{base}\" to the [[reference]] of that Dubbo interface and list its id in this guest's `references`"
-            ));
+            return Err(BindError::NoReference {
+                import: name.to_string(),
+            });
         };
         if !granted.iter().any(|g| g == reference.id()) {
-            return Err(format!(
-                "imports `{name}` (reference `{}`), which this guest is not granted\n  fix: add \"{}\" to this guest's `references`",
-                reference.id(),
-                reference.id()
-            ));
+            return Err(BindError::NotGranted {
+                import: name.to_string(),
+                reference: reference.id().to_string(),
+            });
         }
         let package = reference
             .service()
@@ -260,19 +310,24 @@ pub fn bind_imports(
             java_package: &package,
             java_types: reference.java_types(),
         };
-        let mut instance = linker.instance(name).map_err(|e| format!("{e:#}"))?;
+        let mut instance = linker
+            .instance(name)
+            .map_err(|e| define_error(name, "", &e))?;
         for (fname, fty) in funcs {
-            let plan = FunctionPlan::new(reference.clone(), &fname, &fty, &names).map_err(|e| {
-                format!(
-                    "`{name}` function `{fname}` cannot be bound to {}: {e}",
-                    reference.service()
-                )
-            })?;
+            let plan =
+                FunctionPlan::new(reference.clone(), &fname, &fty, &names).map_err(|problem| {
+                    BindError::Function {
+                        import: name.to_string(),
+                        function: fname.clone(),
+                        service: reference.service().to_string(),
+                        problem,
+                    }
+                })?;
             let plan = Arc::new(plan);
             instance
                 .func_new_async(
                     &fname,
-                    move |mut store: StoreContextMut<'_, HostState>, _ty, params, results| {
+                    move |mut store: StoreContextMut<'_, GuestState>, _ty, params, results| {
                         let plan = plan.clone();
                         Box::new(async move {
                             let outgoing = store.data().attachments_out.clone();
@@ -285,35 +340,44 @@ pub fn bind_imports(
                         })
                     },
                 )
-                .map_err(|e| format!("cannot define `{name}#{fname}`: {e:#}"))?;
+                .map_err(|e| define_error(name, &fname, &e))?;
         }
     }
     Ok(())
+}
+
+fn define_error(import: &str, function: &str, e: &wasmtime::Error) -> BindError {
+    BindError::Define {
+        import: import.to_string(),
+        function: function.to_string(),
+        message: format!("{e:#}"),
+    }
 }
 
 fn expect_funcs(
     funcs: &[(String, ComponentFunc)],
     iface: &str,
     known: &[&str],
-) -> Result<(), String> {
+) -> Result<(), BindError> {
     for (f, _) in funcs {
         if !known.contains(&f.as_str()) {
-            return Err(format!(
-                "imports `{iface}` function `{f}`, which this host does not provide (it has: {})",
-                known.join(", ")
-            ));
+            return Err(BindError::UnknownHostFunction {
+                import: iface.to_string(),
+                function: f.clone(),
+                known: known.join(", "),
+            });
         }
     }
     Ok(())
 }
 
 fn define_context(
-    instance: &mut LinkerInstance<'_, HostState>,
+    instance: &mut LinkerInstance<'_, GuestState>,
     funcs: &[(String, ComponentFunc)],
     iface: &str,
-) -> Result<(), String> {
+) -> Result<(), BindError> {
     expect_funcs(funcs, iface, &["set-attachment", "attachment"])?;
-    let err = |e: wasmtime::Error| format!("cannot define `{iface}`: {e:#}");
+    let err = |e: wasmtime::Error| define_error(iface, "", &e);
     instance
         .func_new("set-attachment", |mut store, _ty, params, _results| {
             if let [Val::String(k), Val::String(v)] = params {
@@ -347,12 +411,12 @@ fn define_context(
 }
 
 fn define_generic(
-    instance: &mut LinkerInstance<'_, HostState>,
+    instance: &mut LinkerInstance<'_, GuestState>,
     funcs: &[(String, ComponentFunc)],
     iface: &str,
     granted: &[String],
     refs: &References,
-) -> Result<(), String> {
+) -> Result<(), BindError> {
     expect_funcs(funcs, iface, &["invoke"])?;
     let allowed: Arc<HashMap<String, Arc<Reference>>> = Arc::new(
         granted
@@ -363,7 +427,7 @@ fn define_generic(
     instance
         .func_new_async(
             "invoke",
-            move |mut store: StoreContextMut<'_, HostState>, _ty, params, results| {
+            move |mut store: StoreContextMut<'_, GuestState>, _ty, params, results| {
                 let allowed = allowed.clone();
                 Box::new(async move {
                     let outgoing = store.data().attachments_out.clone();
@@ -376,7 +440,7 @@ fn define_generic(
                 })
             },
         )
-        .map_err(|e| format!("cannot define `{iface}#invoke`: {e:#}"))
+        .map_err(|e| define_error(iface, "invoke", &e))
 }
 
 /// `generic.invoke(reference, method, parameter-types, args-json)`: Dubbo's `$invoke` with

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use wasmtime::component::{Type, Val};
 
-use super::java_type::{screaming_snake, upper_camel};
 use super::*;
+use crate::java::{screaming_snake, upper_camel};
 
 fn no_names() -> (Vec<(String, Type)>, BTreeMap<String, String>) {
     (Vec::new(), BTreeMap::new())
@@ -13,8 +13,8 @@ fn no_names() -> (Vec<(String, Type)>, BTreeMap<String, String>) {
 
 #[test]
 fn wit_names_become_java_names() {
-    assert_eq!(java_method_name("say-hello"), "sayHello");
-    assert_eq!(java_method_name("get-user-by-id"), "getUserById");
+    assert_eq!(crate::java::lower_camel("say-hello"), "sayHello");
+    assert_eq!(crate::java::lower_camel("get-user-by-id"), "getUserById");
     assert_eq!(upper_camel("user-info"), "UserInfo");
     assert_eq!(screaming_snake("dark-red"), "DARK_RED");
 }
@@ -46,36 +46,33 @@ fn scalars_map_to_java_descriptors_and_values() {
         java_types: &types,
     };
     assert_eq!(
-        JavaType::from_wit(&Type::String, &names),
-        Ok(JavaType::String)
+        Mapping::from_wit(&Type::String, &names),
+        Ok(Mapping::String)
     );
-    assert_eq!(JavaType::Long.descriptor(), "J");
+    assert_eq!(Mapping::Long.descriptor(), "J");
     assert_eq!(
-        JavaType::Nullable(Box::new(JavaType::Int)).descriptor(),
+        Mapping::Nullable(Box::new(Mapping::Int)).descriptor(),
         "Ljava/lang/Integer;"
     );
     assert_eq!(
-        JavaType::Char.to_hessian(&Val::Char('😀')),
+        Mapping::Char.to_hessian(&Val::Char('😀')),
         Ok(Value::String("😀".into()))
     );
     let refs = Refs::new(&[]);
-    assert_eq!(
-        JavaType::Long.to_wit(&Value::Int(7), &refs),
-        Ok(Val::S64(7))
-    );
+    assert_eq!(Mapping::Long.to_wit(&Value::Int(7), &refs), Ok(Val::S64(7)));
     assert!(
-        JavaType::Int.to_wit(&Value::Long(1 << 40), &refs).is_err(),
+        Mapping::Int.to_wit(&Value::Long(1 << 40), &refs).is_err(),
         "out of range must not wrap"
     );
     assert!(
-        JavaType::String.to_wit(&Value::Null, &refs).is_err(),
+        Mapping::String.to_wit(&Value::Null, &refs).is_err(),
         "null needs option<..>"
     );
     assert_eq!(
-        JavaType::Nullable(Box::new(JavaType::String)).to_wit(&Value::Null, &refs),
+        Mapping::Nullable(Box::new(Mapping::String)).to_wit(&Value::Null, &refs),
         Ok(Val::Option(None))
     );
-    assert!(JavaType::from_wit(&Type::U32, &names).is_err());
+    assert!(Mapping::from_wit(&Type::U32, &names).is_err());
 }
 
 #[test]

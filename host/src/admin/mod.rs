@@ -3,7 +3,6 @@
 //! must carry `Authorization: Bearer <token>`.
 
 use std::convert::Infallible;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,14 +13,19 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::metrics;
-use crate::server::Runtime;
+use crate::host::Host;
+
+mod prometheus;
+mod views;
+
+pub use prometheus::{render_references, write_family, write_histogram, write_sample};
+pub use views::{references_json, unready};
 
 /// The largest component `PUT /admin/guests/{name}` takes (Python guests are ~40 MiB).
 pub const MAX_UPLOAD: usize = 256 << 20;
 
 /// Serves the admin API on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, runtime: Arc<Runtime>, token: Option<String>) {
+pub async fn serve(listener: TcpListener, host: Arc<Host>, token: Option<String>) {
     let token: Option<Arc<str>> = token.filter(|t| !t.is_empty()).map(Arc::from);
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -32,11 +36,11 @@ pub async fn serve(listener: TcpListener, runtime: Arc<Runtime>, token: Option<S
                 continue;
             }
         };
-        let (runtime, token) = (runtime.clone(), token.clone());
+        let (host, token) = (host.clone(), token.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let (runtime, token) = (runtime.clone(), token.clone());
-                async move { Ok::<_, Infallible>(handle(&runtime, token.as_deref(), req).await) }
+                let (host, token) = (host.clone(), token.clone());
+                async move { Ok::<_, Infallible>(handle(&host, token.as_deref(), req).await) }
             });
             if let Err(e) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -62,11 +66,7 @@ fn authorized<B>(req: &Request<B>, token: &str) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn handle(
-    runtime: &Runtime,
-    token: Option<&str>,
-    req: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+async fn handle(host: &Host, token: Option<&str>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     if let Some(token) = token {
         if !authorized(&req, token) {
             let mut resp = json(
@@ -83,10 +83,10 @@ async fn handle(
     let path = req.uri().path().to_string();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (req.method(), segments.as_slice()) {
-        (&Method::GET, ["health"]) => health(runtime),
+        (&Method::GET, ["health"]) => health(host),
         (&Method::GET, ["metrics"]) => {
             let mut out = String::with_capacity(16 << 10);
-            render_metrics(runtime, &mut out);
+            prometheus::render_metrics(host, &mut out);
             let mut resp = Response::new(Full::new(Bytes::from(out)));
             resp.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
@@ -94,22 +94,21 @@ async fn handle(
             );
             resp
         }
-        (&Method::GET, ["admin", "references"]) => json(
-            StatusCode::OK,
-            &metrics::references_json(&runtime.references()),
-        ),
+        (&Method::GET, ["admin", "references"]) => {
+            json(StatusCode::OK, &views::references_json(&host.references()))
+        }
         (&Method::GET, ["admin", "guests"]) => {
             let guests: Vec<serde_json::Value> =
-                runtime.slots_sorted().iter().map(|s| s.to_json()).collect();
+                host.slots_sorted().iter().map(|s| s.to_json()).collect();
             json(StatusCode::OK, &serde_json::json!({ "guests": guests }))
         }
-        (&Method::GET, ["admin", "guests", name]) => match runtime.slot(name) {
+        (&Method::GET, ["admin", "guests", name]) => match host.slot(name) {
             Some(slot) => json(StatusCode::OK, &slot.to_json()),
             None => unknown_guest(name),
         },
         (&Method::PUT, ["admin", "guests", name]) => {
             let name = name.to_string();
-            upload(runtime, &name, req).await
+            upload(host, &name, req).await
         }
         (_, ["health"] | ["metrics"] | ["admin", "references"] | ["admin", "guests", ..]) => json(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -129,9 +128,9 @@ fn unknown_guest(name: &str) -> Response<Full<Bytes>> {
     )
 }
 
-fn health(runtime: &Runtime) -> Response<Full<Bytes>> {
-    let mut problems = metrics::unready(&runtime.references());
-    if runtime.is_stopping() {
+fn health(host: &Host) -> Response<Full<Bytes>> {
+    let mut problems = views::unready(&host.references());
+    if host.is_stopping() {
         problems.insert(0, "shutting down".to_string());
     }
     if problems.is_empty() {
@@ -144,8 +143,8 @@ fn health(runtime: &Runtime) -> Response<Full<Bytes>> {
     }
 }
 
-async fn upload(runtime: &Runtime, name: &str, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    if runtime.slot(name).is_none() {
+async fn upload(host: &Host, name: &str, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if host.slot(name).is_none() {
         return unknown_guest(name);
     }
     let bytes = match Limited::new(req.into_body(), MAX_UPLOAD).collect().await {
@@ -157,62 +156,13 @@ async fn upload(runtime: &Runtime, name: &str, req: Request<Incoming>) -> Respon
             )
         }
     };
-    match runtime.swap_upload(name, Arc::from(&bytes[..])).await {
+    match host.swap_upload(name, Arc::from(&bytes[..])).await {
         Ok(slot) => json(StatusCode::OK, &slot),
         Err(Some((error, slot))) => json(
             StatusCode::UNPROCESSABLE_ENTITY,
             &serde_json::json!({"error": error, "guest": slot}),
         ),
         Err(None) => unknown_guest(name),
-    }
-}
-
-/// Everything `GET /metrics` shows: references, providers and registries, then guests.
-pub fn render_metrics(runtime: &Runtime, out: &mut String) {
-    metrics::render_references(out, &runtime.references());
-    let slots = runtime.slots_sorted();
-    type Read = fn(&crate::wasm::GuestSlot) -> u64;
-    let families: [(&str, &str, &str, Read); 5] = [
-        (
-            "dubbo_guest_requests_total",
-            "counter",
-            "HTTP requests routed to the guest.",
-            |s| s.counters().requests.load(Ordering::Relaxed),
-        ),
-        (
-            "dubbo_guest_traps_total",
-            "counter",
-            "Requests the guest failed: trap, time limit, or no response.",
-            |s| s.counters().traps.load(Ordering::Relaxed),
-        ),
-        (
-            "dubbo_guest_swaps_total",
-            "counter",
-            "Guest versions swapped in after the first.",
-            |s| s.counters().swaps.load(Ordering::Relaxed),
-        ),
-        (
-            "dubbo_guest_swaps_refused_total",
-            "counter",
-            "Guest versions refused (did not compile or bind); the previous version kept serving.",
-            |s| s.counters().refused.load(Ordering::Relaxed),
-        ),
-        (
-            "dubbo_guest_generation",
-            "gauge",
-            "Generation of the version serving now (1 at startup).",
-            |s| s.generation(),
-        ),
-    ];
-    let names: Vec<String> = slots
-        .iter()
-        .map(|s| s.current().name().to_string())
-        .collect();
-    for (name, kind, help, read) in families {
-        metrics::write_family(out, name, kind, help);
-        for (slot, guest) in slots.iter().zip(&names) {
-            metrics::write_sample(out, name, &[("guest", guest)], read(slot));
-        }
     }
 }
 

@@ -40,7 +40,7 @@ impl WasiHttpHooks for DenyOutgoingHttp {
 }
 
 /// What one guest instance may touch: nothing beyond stderr unless its config grants it.
-pub struct HostState {
+pub struct GuestState {
     pub wasi: WasiCtx,
     pub http: WasiHttpCtx,
     pub table: ResourceTable,
@@ -53,16 +53,16 @@ pub struct HostState {
     pub attachments_in: Vec<(String, String)>,
 }
 
-impl HostState {
+impl GuestState {
     /// A sandboxed state for a request: no files, sockets, environment or arguments; stderr
     /// passes through so guest logs reach the host's log.
     pub fn new(limits: StoreLimits) -> Self {
-        HostState::with_wasi(limits, WasiCtx::builder().inherit_stderr().build())
+        GuestState::with_wasi(limits, WasiCtx::builder().inherit_stderr().build())
     }
 
     /// A state with the given WASI context (e.g. a CLI job's arguments and stdio).
     pub fn with_wasi(limits: StoreLimits, wasi: WasiCtx) -> Self {
-        HostState {
+        GuestState {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
@@ -74,7 +74,7 @@ impl HostState {
     }
 }
 
-impl WasiView for HostState {
+impl WasiView for GuestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
@@ -83,7 +83,7 @@ impl WasiView for HostState {
     }
 }
 
-impl WasiHttpView for HostState {
+impl WasiHttpView for GuestState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView {
             ctx: &mut self.http,

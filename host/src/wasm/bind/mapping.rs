@@ -7,15 +7,46 @@ use std::sync::{Arc, OnceLock};
 
 use wasmtime::component::{Type, Val};
 
-use crate::protocol::hessian2::{ref_table, ClassDef, List, Object, Value};
+use crate::hessian2::{ref_table, ClassDef, List, Object, Value};
+use crate::java::{lower_camel, screaming_snake, upper_camel};
 
 /// How deep converted values may nest; deeper (or cyclic, through back-references) values are
 /// refused instead of exhausting the stack.
 const MAX_DEPTH: usize = 64;
 
+/// Why a WIT type has no Java counterpart, or why a value does not fit its mapping: the
+/// problem, with where it is (`parameter `id``, `field `name` of org.x.User`) in front.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MappingError(String);
+
+impl MappingError {
+    /// A problem with no place yet.
+    pub fn new(problem: impl Into<String>) -> Self {
+        MappingError(problem.into())
+    }
+
+    /// The same problem, found inside `place`: `place: problem`.
+    pub fn within(self, place: impl std::fmt::Display) -> Self {
+        MappingError(format!("{place}: {}", self.0))
+    }
+}
+
+impl From<&str> for MappingError {
+    fn from(problem: &str) -> Self {
+        MappingError(problem.to_string())
+    }
+}
+
+impl From<String> for MappingError {
+    fn from(problem: String) -> Self {
+        MappingError(problem)
+    }
+}
+
 /// Java side of one WIT value type.
 #[derive(Debug, Clone, PartialEq)]
-pub enum JavaType {
+pub enum Mapping {
     String,
     Boolean,
     Byte,
@@ -28,9 +59,9 @@ pub enum JavaType {
     /// `list<u8>` as `byte[]`.
     Bytes,
     /// `option<T>`: the nullable boxed form of `T`.
-    Nullable(Box<JavaType>),
+    Nullable(Box<Mapping>),
     /// `list<T>` as `java.util.List`.
-    List(Box<JavaType>),
+    List(Box<Mapping>),
     /// `record` as a Java class (a POJO).
     Record(Arc<RecordMapping>),
     /// `enum` as a Java enum.
@@ -45,7 +76,7 @@ pub struct RecordMapping {
     pub class: Arc<ClassDef>,
     /// WIT field names, in order.
     pub wit_fields: Vec<String>,
-    pub types: Vec<JavaType>,
+    pub types: Vec<Mapping>,
 }
 
 /// A WIT enum bound to a Java enum.
@@ -77,11 +108,12 @@ impl TypeNames<'_> {
             .map(|(n, _)| n.as_str())
     }
 
-    fn class_for(&self, ty: &Type, what: &str) -> Result<String, String> {
+    fn class_for(&self, ty: &Type, what: &str) -> Result<String, MappingError> {
         let Some(name) = self.name_of(ty) else {
             return Err(format!(
                 "an anonymous {what} has no Java class: declare it as a named type in the interface"
-            ));
+            )
+            .into());
         };
         if let Some(class) = self.java_types.get(name) {
             return Ok(class.clone());
@@ -95,52 +127,20 @@ impl TypeNames<'_> {
     }
 }
 
-/// kebab-case to lowerCamelCase (`get-user-by-id` → `getUserById`).
-pub fn lower_camel(wit: &str) -> String {
-    let mut out = String::with_capacity(wit.len());
-    let mut upper = false;
-    for c in wit.chars() {
-        if c == '-' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// kebab-case to UpperCamelCase (`user-info` → `UserInfo`).
-pub fn upper_camel(wit: &str) -> String {
-    let lower = lower_camel(wit);
-    let mut chars = lower.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => lower,
-    }
-}
-
-/// kebab-case to SCREAMING_SNAKE_CASE (`dark-red` → `DARK_RED`), Java's enum constant style.
-pub fn screaming_snake(wit: &str) -> String {
-    wit.replace('-', "_").to_uppercase()
-}
-
 /// The Java type name of a mapping, for messages and descriptors.
-pub fn describe(t: &JavaType) -> String {
+pub fn describe(t: &Mapping) -> String {
     match t {
-        JavaType::String => "java.lang.String".into(),
-        JavaType::Boolean => "boolean".into(),
-        JavaType::Byte => "byte".into(),
-        JavaType::Short => "short".into(),
-        JavaType::Int => "int".into(),
-        JavaType::Long => "long".into(),
-        JavaType::Float => "float".into(),
-        JavaType::Double => "double".into(),
-        JavaType::Char => "char".into(),
-        JavaType::Bytes => "byte[]".into(),
-        JavaType::Nullable(inner) => match boxed(inner) {
+        Mapping::String => "java.lang.String".into(),
+        Mapping::Boolean => "boolean".into(),
+        Mapping::Byte => "byte".into(),
+        Mapping::Short => "short".into(),
+        Mapping::Int => "int".into(),
+        Mapping::Long => "long".into(),
+        Mapping::Float => "float".into(),
+        Mapping::Double => "double".into(),
+        Mapping::Char => "char".into(),
+        Mapping::Bytes => "byte[]".into(),
+        Mapping::Nullable(inner) => match boxed(inner) {
             Some(b) => b
                 .replace('/', ".")
                 .trim_start_matches('L')
@@ -148,22 +148,22 @@ pub fn describe(t: &JavaType) -> String {
                 .to_string(),
             None => describe(inner),
         },
-        JavaType::List(inner) => format!("java.util.List<{}>", describe(inner)),
-        JavaType::Record(r) => r.class.name.clone(),
-        JavaType::Enum(e) => e.class.clone(),
+        Mapping::List(inner) => format!("java.util.List<{}>", describe(inner)),
+        Mapping::Record(r) => r.class.name.clone(),
+        Mapping::Enum(e) => e.class.clone(),
     }
 }
 
-fn boxed(t: &JavaType) -> Option<&'static str> {
+fn boxed(t: &Mapping) -> Option<&'static str> {
     Some(match t {
-        JavaType::Boolean => "Ljava/lang/Boolean;",
-        JavaType::Byte => "Ljava/lang/Byte;",
-        JavaType::Short => "Ljava/lang/Short;",
-        JavaType::Int => "Ljava/lang/Integer;",
-        JavaType::Long => "Ljava/lang/Long;",
-        JavaType::Float => "Ljava/lang/Float;",
-        JavaType::Double => "Ljava/lang/Double;",
-        JavaType::Char => "Ljava/lang/Character;",
+        Mapping::Boolean => "Ljava/lang/Boolean;",
+        Mapping::Byte => "Ljava/lang/Byte;",
+        Mapping::Short => "Ljava/lang/Short;",
+        Mapping::Int => "Ljava/lang/Integer;",
+        Mapping::Long => "Ljava/lang/Long;",
+        Mapping::Float => "Ljava/lang/Float;",
+        Mapping::Double => "Ljava/lang/Double;",
+        Mapping::Char => "Ljava/lang/Character;",
         _ => return None,
     })
 }
@@ -182,26 +182,26 @@ fn wit_type_name(ty: &Type) -> &'static str {
     }
 }
 
-impl JavaType {
+impl Mapping {
     /// Maps a WIT type, or says why it cannot be mapped.
-    pub fn from_wit(ty: &Type, names: &TypeNames<'_>) -> Result<JavaType, String> {
+    pub fn from_wit(ty: &Type, names: &TypeNames<'_>) -> Result<Mapping, MappingError> {
         Ok(match ty {
-            Type::String => JavaType::String,
-            Type::Bool => JavaType::Boolean,
-            Type::S8 => JavaType::Byte,
-            Type::S16 => JavaType::Short,
-            Type::S32 => JavaType::Int,
-            Type::S64 => JavaType::Long,
-            Type::Float32 => JavaType::Float,
-            Type::Float64 => JavaType::Double,
-            Type::Char => JavaType::Char,
-            Type::List(l) if l.ty() == Type::U8 => JavaType::Bytes,
-            Type::List(l) => JavaType::List(Box::new(JavaType::from_wit(&l.ty(), names)?)),
-            Type::Option(o) => match JavaType::from_wit(&o.ty(), names)? {
-                JavaType::Nullable(_) => {
+            Type::String => Mapping::String,
+            Type::Bool => Mapping::Boolean,
+            Type::S8 => Mapping::Byte,
+            Type::S16 => Mapping::Short,
+            Type::S32 => Mapping::Int,
+            Type::S64 => Mapping::Long,
+            Type::Float32 => Mapping::Float,
+            Type::Float64 => Mapping::Double,
+            Type::Char => Mapping::Char,
+            Type::List(l) if l.ty() == Type::U8 => Mapping::Bytes,
+            Type::List(l) => Mapping::List(Box::new(Mapping::from_wit(&l.ty(), names)?)),
+            Type::Option(o) => match Mapping::from_wit(&o.ty(), names)? {
+                Mapping::Nullable(_) => {
                     return Err("option<option<..>> has no Java type".into())
                 }
-                inner => JavaType::Nullable(Box::new(inner)),
+                inner => Mapping::Nullable(Box::new(inner)),
             },
             Type::Record(r) => {
                 let class_name = names.class_for(ty, "record")?;
@@ -209,13 +209,13 @@ impl JavaType {
                 let mut java_fields = Vec::new();
                 let mut types = Vec::new();
                 for f in r.fields() {
-                    let t = JavaType::from_wit(&f.ty, names)
-                        .map_err(|e| format!("field `{}` of {class_name}: {e}", f.name))?;
+                    let t = Mapping::from_wit(&f.ty, names)
+                        .map_err(|e| e.within(format!("field `{}` of {class_name}", f.name)))?;
                     wit_fields.push(f.name.to_string());
                     java_fields.push(lower_camel(f.name));
                     types.push(t);
                 }
-                JavaType::Record(Arc::new(RecordMapping {
+                Mapping::Record(Arc::new(RecordMapping {
                     class: Arc::new(ClassDef {
                         name: class_name,
                         fields: java_fields,
@@ -228,7 +228,7 @@ impl JavaType {
                 let class = names.class_for(ty, "enum")?;
                 let wit_names: Vec<String> = e.names().map(str::to_string).collect();
                 let java_names = wit_names.iter().map(|n| screaming_snake(n)).collect();
-                JavaType::Enum(Arc::new(EnumMapping {
+                Mapping::Enum(Arc::new(EnumMapping {
                     class,
                     wit_names,
                     java_names,
@@ -241,7 +241,7 @@ impl JavaType {
                 return Err(format!(
                     "a {} has no Java type yet: use string, bool, s8..s64, f32, f64, char, list, option, record or enum",
                     wit_type_name(other)
-                ))
+                ).into())
             }
         })
     }
@@ -249,39 +249,39 @@ impl JavaType {
     /// The JVM descriptor (`Ljava/lang/String;`, `I`, `[B`, `Lorg/x/User;`, ...).
     pub fn descriptor(&self) -> String {
         match self {
-            JavaType::String => "Ljava/lang/String;".into(),
-            JavaType::Boolean => "Z".into(),
-            JavaType::Byte => "B".into(),
-            JavaType::Short => "S".into(),
-            JavaType::Int => "I".into(),
-            JavaType::Long => "J".into(),
-            JavaType::Float => "F".into(),
-            JavaType::Double => "D".into(),
-            JavaType::Char => "C".into(),
-            JavaType::Bytes => "[B".into(),
-            JavaType::Nullable(inner) => match boxed(inner) {
+            Mapping::String => "Ljava/lang/String;".into(),
+            Mapping::Boolean => "Z".into(),
+            Mapping::Byte => "B".into(),
+            Mapping::Short => "S".into(),
+            Mapping::Int => "I".into(),
+            Mapping::Long => "J".into(),
+            Mapping::Float => "F".into(),
+            Mapping::Double => "D".into(),
+            Mapping::Char => "C".into(),
+            Mapping::Bytes => "[B".into(),
+            Mapping::Nullable(inner) => match boxed(inner) {
                 Some(b) => b.into(),
                 None => inner.descriptor(),
             },
-            JavaType::List(_) => "Ljava/util/List;".into(),
-            JavaType::Record(r) => format!("L{};", r.class.name.replace('.', "/")),
-            JavaType::Enum(e) => format!("L{};", e.class.replace('.', "/")),
+            Mapping::List(_) => "Ljava/util/List;".into(),
+            Mapping::Record(r) => format!("L{};", r.class.name.replace('.', "/")),
+            Mapping::Enum(e) => format!("L{};", e.class.replace('.', "/")),
         }
     }
 
     /// Converts a guest value to Hessian, as Java would serialize the same argument.
-    pub fn to_hessian(&self, v: &Val) -> Result<Value, String> {
+    pub fn to_hessian(&self, v: &Val) -> Result<Value, MappingError> {
         Ok(match (self, v) {
-            (JavaType::String, Val::String(s)) => Value::String(s.clone()),
-            (JavaType::Boolean, Val::Bool(b)) => Value::Bool(*b),
-            (JavaType::Byte, Val::S8(i)) => Value::Int(i32::from(*i)),
-            (JavaType::Short, Val::S16(i)) => Value::Int(i32::from(*i)),
-            (JavaType::Int, Val::S32(i)) => Value::Int(*i),
-            (JavaType::Long, Val::S64(i)) => Value::Long(*i),
-            (JavaType::Float, Val::Float32(f)) => Value::Double(f64::from(*f)),
-            (JavaType::Double, Val::Float64(f)) => Value::Double(*f),
-            (JavaType::Char, Val::Char(c)) => Value::String(c.to_string()),
-            (JavaType::Bytes, Val::List(items)) => Value::Binary(
+            (Mapping::String, Val::String(s)) => Value::String(s.clone()),
+            (Mapping::Boolean, Val::Bool(b)) => Value::Bool(*b),
+            (Mapping::Byte, Val::S8(i)) => Value::Int(i32::from(*i)),
+            (Mapping::Short, Val::S16(i)) => Value::Int(i32::from(*i)),
+            (Mapping::Int, Val::S32(i)) => Value::Int(*i),
+            (Mapping::Long, Val::S64(i)) => Value::Long(*i),
+            (Mapping::Float, Val::Float32(f)) => Value::Double(f64::from(*f)),
+            (Mapping::Double, Val::Float64(f)) => Value::Double(*f),
+            (Mapping::Char, Val::Char(c)) => Value::String(c.to_string()),
+            (Mapping::Bytes, Val::List(items)) => Value::Binary(
                 items
                     .iter()
                     .map(|i| match i {
@@ -290,26 +290,26 @@ impl JavaType {
                     })
                     .collect::<Result<_, _>>()?,
             ),
-            (JavaType::Nullable(_), Val::Option(None)) => Value::Null,
-            (JavaType::Nullable(inner), Val::Option(Some(v))) => inner.to_hessian(v)?,
-            (JavaType::List(inner), Val::List(items)) => Value::List(List::typed(
+            (Mapping::Nullable(_), Val::Option(None)) => Value::Null,
+            (Mapping::Nullable(inner), Val::Option(Some(v))) => inner.to_hessian(v)?,
+            (Mapping::List(inner), Val::List(items)) => Value::List(List::typed(
                 "java.util.ArrayList",
                 items
                     .iter()
                     .map(|i| inner.to_hessian(i))
                     .collect::<Result<_, _>>()?,
             )),
-            (JavaType::Record(r), Val::Record(fields)) => {
+            (Mapping::Record(r), Val::Record(fields)) => {
                 let mut values = Vec::with_capacity(r.types.len());
                 for ((name, t), (_, v)) in r.wit_fields.iter().zip(&r.types).zip(fields) {
-                    values.push(t.to_hessian(v).map_err(|e| format!("{name}: {e}"))?);
+                    values.push(t.to_hessian(v).map_err(|e| e.within(name))?);
                 }
                 Value::Object(Object {
                     class: r.class.clone(),
                     values,
                 })
             }
-            (JavaType::Enum(e), Val::Enum(case)) => {
+            (Mapping::Enum(e), Val::Enum(case)) => {
                 let i = e
                     .wit_names
                     .iter()
@@ -320,21 +320,22 @@ impl JavaType {
                     vec![("name".to_string(), Value::String(e.java_names[i].clone()))],
                 ))
             }
-            (t, v) => return Err(format!("cannot pass {v:?} as Java {}", describe(t))),
+            (t, v) => return Err(format!("cannot pass {v:?} as Java {}", describe(t)).into()),
         })
     }
 
     /// Converts a decoded reply to the guest's type, refusing what does not fit. `roots` are
     /// the top-level values of the reply, against which back-references resolve.
-    pub fn to_wit(&self, v: &Value, roots: &Refs<'_>) -> Result<Val, String> {
+    pub fn to_wit(&self, v: &Value, roots: &Refs<'_>) -> Result<Val, MappingError> {
         self.to_wit_at(v, roots, 0)
     }
 
-    fn to_wit_at(&self, v: &Value, refs: &Refs<'_>, depth: usize) -> Result<Val, String> {
+    fn to_wit_at(&self, v: &Value, refs: &Refs<'_>, depth: usize) -> Result<Val, MappingError> {
         if depth > MAX_DEPTH {
             return Err(format!(
                 "the reply nests deeper than {MAX_DEPTH} levels (or refers to itself)"
-            ));
+            )
+            .into());
         }
         let v = refs.resolve(v)?;
         let int = |v: &Value| match v {
@@ -349,88 +350,89 @@ impl JavaType {
             )
         };
         Ok(match self {
-            JavaType::Nullable(_) if v.is_null() => Val::Option(None),
-            JavaType::Nullable(inner) => {
+            Mapping::Nullable(_) if v.is_null() => Val::Option(None),
+            Mapping::Nullable(inner) => {
                 Val::Option(Some(Box::new(inner.to_wit_at(v, refs, depth + 1)?)))
             }
             _ if v.is_null() => {
                 return Err(format!(
                     "the provider returned null for {}: declare the WIT type as option<..>",
                     describe(self)
-                ))
+                )
+                .into())
             }
-            JavaType::String => match v {
+            Mapping::String => match v {
                 Value::String(s) => Val::String(s.clone()),
-                _ => return Err(fits("string")),
+                _ => return Err(fits("string").into()),
             },
-            JavaType::Boolean => match v {
+            Mapping::Boolean => match v {
                 Value::Bool(b) => Val::Bool(*b),
-                _ => return Err(fits("bool")),
+                _ => return Err(fits("bool").into()),
             },
-            JavaType::Byte => Val::S8(
+            Mapping::Byte => Val::S8(
                 int(v)
                     .and_then(|i| i8::try_from(i).ok())
                     .ok_or_else(|| fits("s8"))?,
             ),
-            JavaType::Short => Val::S16(
+            Mapping::Short => Val::S16(
                 int(v)
                     .and_then(|i| i16::try_from(i).ok())
                     .ok_or_else(|| fits("s16"))?,
             ),
-            JavaType::Int => Val::S32(
+            Mapping::Int => Val::S32(
                 int(v)
                     .and_then(|i| i32::try_from(i).ok())
                     .ok_or_else(|| fits("s32"))?,
             ),
-            JavaType::Long => Val::S64(int(v).ok_or_else(|| fits("s64"))?),
-            JavaType::Float => match v {
+            Mapping::Long => Val::S64(int(v).ok_or_else(|| fits("s64"))?),
+            Mapping::Float => match v {
                 Value::Double(d) => Val::Float32(*d as f32),
                 Value::Int(i) => Val::Float32(*i as f32),
-                _ => return Err(fits("f32")),
+                _ => return Err(fits("f32").into()),
             },
-            JavaType::Double => match v {
+            Mapping::Double => match v {
                 Value::Double(d) => Val::Float64(*d),
                 Value::Int(i) => Val::Float64(f64::from(*i)),
-                _ => return Err(fits("f64")),
+                _ => return Err(fits("f64").into()),
             },
-            JavaType::Char => match v {
+            Mapping::Char => match v {
                 Value::String(s) if s.chars().count() == 1 => {
                     Val::Char(s.chars().next().ok_or_else(|| fits("char"))?)
                 }
-                _ => return Err(fits("char")),
+                _ => return Err(fits("char").into()),
             },
-            JavaType::Bytes => match v {
+            Mapping::Bytes => match v {
                 Value::Binary(b) => Val::List(b.iter().map(|b| Val::U8(*b)).collect()),
-                _ => return Err(fits("list<u8>")),
+                _ => return Err(fits("list<u8>").into()),
             },
-            JavaType::List(inner) => match v {
+            Mapping::List(inner) => match v {
                 Value::List(l) => Val::List(
                     l.items
                         .iter()
                         .map(|i| inner.to_wit_at(i, refs, depth + 1))
                         .collect::<Result<_, _>>()?,
                 ),
-                _ => return Err(fits("list")),
+                _ => return Err(fits("list").into()),
             },
-            JavaType::Record(r) => {
+            Mapping::Record(r) => {
                 let mut fields = Vec::with_capacity(r.types.len());
                 for ((wit, java), t) in r.wit_fields.iter().zip(&r.class.fields).zip(&r.types) {
                     let found = match v {
                         Value::Object(o) => o.get(java),
                         Value::Map(m) => m.get_str(java),
-                        _ => return Err(fits(&r.class.name)),
+                        _ => return Err(fits(&r.class.name).into()),
                     };
                     let val = match found {
                         Some(fv) => t.to_wit_at(fv, refs, depth + 1),
-                        None if matches!(t, JavaType::Nullable(_)) => Ok(Val::Option(None)),
-                        None => Err(format!("the reply has no field `{java}`")),
+                        None if matches!(t, Mapping::Nullable(_)) => Ok(Val::Option(None)),
+                        None => Err(format!("the reply has no field `{java}`").into()),
                     }
-                    .map_err(|e| format!("{}.{java}: {e}", r.class.name))?;
+                    .map_err(|e| e.within(format!("{}.{java}", r.class.name)))?;
                     fields.push((wit.clone(), val));
                 }
                 Val::Record(fields)
             }
-            JavaType::Enum(e) => {
+            Mapping::Enum(e) => {
                 let constant = match v {
                     Value::Object(o) => o.get("name").and_then(Value::as_str),
                     Value::String(s) => Some(s.as_str()),
@@ -465,14 +467,14 @@ impl<'a> Refs<'a> {
         }
     }
 
-    fn resolve<'v>(&'v self, v: &'v Value) -> Result<&'v Value, String> {
+    fn resolve<'v>(&'v self, v: &'v Value) -> Result<&'v Value, MappingError> {
         match v {
             Value::Ref(n) => self
                 .table
                 .get_or_init(|| ref_table(self.roots))
                 .get(*n as usize)
                 .copied()
-                .ok_or_else(|| format!("back-reference {n} points nowhere")),
+                .ok_or_else(|| format!("back-reference {n} points nowhere").into()),
             other => Ok(other),
         }
     }

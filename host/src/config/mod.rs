@@ -1,12 +1,12 @@
 //! The host's TOML configuration: references to Dubbo services, guests and listeners. Unknown
 //! keys are errors, and every problem is reported with the file, the field and a fix.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::url::Url;
+mod field;
+mod validate;
 
 /// A configuration problem, worded for the person who wrote the file.
 #[derive(Debug, thiserror::Error)]
@@ -18,8 +18,16 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("config file {path} is not valid: {message}")]
-    Parse { path: PathBuf, message: String },
+    #[error("config file {path}{}: {problem}\n  fix: {fix}", at_line(*.line, .field))]
+    Parse {
+        path: PathBuf,
+        /// The field the TOML error is at (`reference[1].timeout`), when it has a place.
+        field: Option<String>,
+        /// Its 1-based line.
+        line: Option<usize>,
+        problem: String,
+        fix: &'static str,
+    },
     #[error("config file {path}: `{field}` {problem}\n  fix: {fix}")]
     Invalid {
         path: PathBuf,
@@ -27,6 +35,14 @@ pub enum ConfigError {
         problem: String,
         fix: String,
     },
+}
+
+fn at_line(line: Option<usize>, field: &Option<String>) -> String {
+    match (line, field) {
+        (Some(line), Some(field)) if !field.is_empty() => format!(" line {line} (`{field}`)"),
+        (Some(line), _) => format!(" line {line}"),
+        _ => String::new(),
+    }
 }
 
 /// The whole configuration file.
@@ -265,9 +281,16 @@ impl Config {
 
     /// Parses and validates `text` as if read from `path`.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
+        let mut cfg: Config = toml::from_str(text).map_err(|e| {
+            let place = e.span().map(|s| s.start);
+            let problem = e.message().trim().to_string();
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                field: place.map(|p| field::field_at(text, p)),
+                line: place.map(|p| field::line_of(text, p)),
+                fix: field::parse_fix(&problem),
+                problem,
+            }
         })?;
         cfg.path = path.to_path_buf();
         cfg.base_dir = path
@@ -276,196 +299,6 @@ impl Config {
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         cfg.validate()?;
         Ok(cfg)
-    }
-
-    fn invalid(
-        &self,
-        field: String,
-        problem: impl Into<String>,
-        fix: impl Into<String>,
-    ) -> ConfigError {
-        ConfigError::Invalid {
-            path: self.path.clone(),
-            field,
-            problem: problem.into(),
-            fix: fix.into(),
-        }
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        let mut ids = HashSet::new();
-        for (i, r) in self.references.iter().enumerate() {
-            let at = |f: &str| format!("reference[{i}].{f}");
-            if !ids.insert(r.id.as_str()) {
-                return Err(self.invalid(
-                    at("id"),
-                    format!("`{}` is used twice", r.id),
-                    "give each [[reference]] its own id",
-                ));
-            }
-            if r.interface.trim().is_empty() {
-                return Err(self.invalid(
-                    at("interface"),
-                    "is empty",
-                    "set the Java interface name, e.g. \"org.apache.dubbo.demo.DemoService\"",
-                ));
-            }
-            for reg in &r.registry {
-                if !self.registries.iter().any(|g| &g.id == reg) {
-                    return Err(self.invalid(
-                        at("registry"),
-                        format!("names `{reg}`, which no [[registry]] has as id"),
-                        format!("add a [[registry]] with id = \"{reg}\" or remove it"),
-                    ));
-                }
-            }
-            let clusters = crate::cluster::ClusterKind::NAMES;
-            self.check_names(&at("cluster"), r.cluster.as_deref(), clusters)?;
-            let balancers = crate::loadbalance::NAMES;
-            self.check_names(&at("loadbalance"), r.loadbalance.as_deref(), balancers)?;
-            for (m, mc) in &r.methods {
-                let at = |f: &str| format!("reference[{i}].methods.{m}.{f}");
-                self.check_names(&at("cluster"), mc.cluster.as_deref(), clusters)?;
-                self.check_names(&at("loadbalance"), mc.loadbalance.as_deref(), balancers)?;
-            }
-            let Some(urls) = &r.url else {
-                if r.registry.is_empty() {
-                    return Err(self.invalid(
-                        at("url"),
-                        "and `registry` are both missing",
-                        "set `url = \"dubbo://host:port\"` or `registry = [\"<registry id>\"]`",
-                    ));
-                }
-                continue;
-            };
-            for u in urls.split(';').map(str::trim).filter(|u| !u.is_empty()) {
-                let parsed = Url::parse(u).map_err(|e| {
-                    self.invalid(at("url"), e.to_string(), "write it as dubbo://host:port")
-                })?;
-                if parsed.protocol != "dubbo" || parsed.port == 0 {
-                    return Err(self.invalid(
-                        at("url"),
-                        format!("`{u}` is not a dubbo:// address with a port"),
-                        "write it as dubbo://host:port",
-                    ));
-                }
-            }
-            if r.heartbeat == Some(0) {
-                return Err(self.invalid(
-                    at("heartbeat"),
-                    "is 0",
-                    "set a read-idle time in milliseconds, e.g. 60000",
-                ));
-            }
-            if r.payload.is_some_and(|p| p < 1024) {
-                return Err(self.invalid(
-                    at("payload"),
-                    "is below 1024 bytes",
-                    "set a limit in bytes, e.g. 8388608 (the Dubbo default)",
-                ));
-            }
-            if let Some(w) = &r.wit {
-                if !w.contains(':') || !w.contains('/') {
-                    return Err(self.invalid(at("wit"), format!("`{w}` is not a WIT interface name"), "write it as namespace:package/interface, e.g. \"org-apache-dubbo:demo/demo-service\""));
-                }
-            }
-        }
-        let mut registry_ids = HashSet::new();
-        for (i, g) in self.registries.iter().enumerate() {
-            let at = |f: &str| format!("registry[{i}].{f}");
-            if !registry_ids.insert(g.id.as_str()) {
-                return Err(self.invalid(
-                    at("id"),
-                    format!("`{}` is used twice", g.id),
-                    "give each [[registry]] its own id",
-                ));
-            }
-            let parsed = Url::parse(&g.address).map_err(|e| {
-                self.invalid(
-                    at("address"),
-                    e.to_string(),
-                    "write it as zookeeper://host:port",
-                )
-            })?;
-            if parsed.protocol != "zookeeper" {
-                return Err(self.invalid(
-                    at("address"),
-                    format!(
-                        "uses `{}://`; only zookeeper:// is supported",
-                        parsed.protocol
-                    ),
-                    "write it as zookeeper://host:port",
-                ));
-            }
-        }
-        if self.admin.enabled() {
-            let listen = self.admin.listen();
-            if listen.parse::<std::net::SocketAddr>().is_err() && !listen.starts_with("localhost:")
-            {
-                return Err(self.invalid(
-                    "admin.listen".to_string(),
-                    format!("`{listen}` is not an address with a port"),
-                    "write it as host:port, e.g. \"127.0.0.1:9090\"",
-                ));
-            }
-            if !is_loopback_listen(listen) && self.admin.token.as_deref().is_none_or(str::is_empty)
-            {
-                return Err(self.invalid(
-                    "admin.listen".to_string(),
-                    format!("is `{listen}`, reachable from other machines, and no `admin.token` is set"),
-                    "set `token` under [admin] (clients then send `Authorization: Bearer <token>`), or listen on 127.0.0.1",
-                ));
-            }
-        }
-        let mut names = HashSet::new();
-        for (i, g) in self.guests.iter().enumerate() {
-            let at = |f: &str| format!("guest[{i}].{f}");
-            if !names.insert(g.name.as_str()) {
-                return Err(self.invalid(
-                    at("name"),
-                    format!("`{}` is used twice", g.name),
-                    "give each [[guest]] its own name",
-                ));
-            }
-            for r in &g.references {
-                if !ids.contains(r.as_str()) {
-                    return Err(self.invalid(
-                        at("references"),
-                        format!("names `{r}`, which no [[reference]] has as id"),
-                        format!("add a [[reference]] with id = \"{r}\" or remove it from the list"),
-                    ));
-                }
-            }
-            if g.trigger == Trigger::Http {
-                match &g.route {
-                    Some(r) if r.starts_with('/') => {}
-                    _ => {
-                        return Err(self.invalid(
-                            at("route"),
-                            "is missing or does not start with `/`",
-                            "set e.g. route = \"/hello\"",
-                        ))
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn check_names(
-        &self,
-        field: &str,
-        value: Option<&str>,
-        known: &[&str],
-    ) -> Result<(), ConfigError> {
-        match value {
-            Some(v) if !known.contains(&v) => Err(self.invalid(
-                field.to_string(),
-                format!("is `{v}`, which is not a known strategy"),
-                format!("use one of: {}", known.join(", ")),
-            )),
-            _ => Ok(()),
-        }
     }
 
     /// Where registry cache files go: `[application] data-dir`, else `~/.dubbo`.

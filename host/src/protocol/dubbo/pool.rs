@@ -1,5 +1,5 @@
-//! Connections shared per provider address (Dubbo's `shareconnections`, default 1): an
-//! `ExchangeClient` owns the current connection to one address, replaces it when it dies and
+//! Connections shared per provider address (Dubbo's `shareconnections`, default 1): a
+//! `SharedClient` owns the current connection to one address, replaces it when it dies and
 //! backs off after a failed connect, so a dead address is never dialled in a tight loop. Once
 //! used, a client keeps its connection up in the background like Dubbo's reconnect timer: a
 //! provider whose connection dropped reports unavailable, so clusters send its calls
@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use super::connection::{Connection, ConnectionConfig};
+use super::connection::ConnectionConfig;
+use super::exchange::Exchange;
 use crate::rpc::RpcError;
 
 /// Least time between two connect attempts to one address, and the period of the
@@ -22,10 +23,10 @@ const RECONNECT_BACKOFF: Duration = Duration::from_millis(1000);
 const WARN_EVERY: u32 = 60;
 
 /// The (re)connecting owner of the connection to one provider address.
-pub struct ExchangeClient {
+pub struct SharedClient {
     addr: String,
     cfg: ConnectionConfig,
-    current: Mutex<Option<Arc<Connection>>>,
+    current: Mutex<Option<Arc<Exchange>>>,
     /// Serializes connect attempts so a burst of calls dials once.
     connecting: tokio::sync::Mutex<Option<(Instant, RpcError)>>,
     /// Whether the last connect attempt failed (no connection since).
@@ -36,10 +37,10 @@ pub struct ExchangeClient {
     reconnecting: AtomicBool,
 }
 
-impl ExchangeClient {
+impl SharedClient {
     /// A client for `addr`; it connects on first use (Dubbo's `lazy` behaviour) or on `connect`.
     pub fn new(addr: String, cfg: ConnectionConfig) -> Self {
-        ExchangeClient {
+        SharedClient {
             addr,
             cfg,
             current: Mutex::new(None),
@@ -55,7 +56,7 @@ impl ExchangeClient {
         &self.addr
     }
 
-    fn live(&self) -> Option<Arc<Connection>> {
+    fn live(&self) -> Option<Arc<Exchange>> {
         let cur = self.current.lock().ok()?;
         cur.as_ref().filter(|c| !c.is_closed()).cloned()
     }
@@ -80,7 +81,7 @@ impl ExchangeClient {
 
     /// The live connection, connecting first if there is none. The first call also starts
     /// the background reconnect.
-    pub async fn connection(self: &Arc<Self>) -> Result<Arc<Connection>, RpcError> {
+    pub async fn connection(self: &Arc<Self>) -> Result<Arc<Exchange>, RpcError> {
         if let Some(c) = self.live() {
             return Ok(c);
         }
@@ -88,7 +89,7 @@ impl ExchangeClient {
         self.connect().await
     }
 
-    async fn connect(&self) -> Result<Arc<Connection>, RpcError> {
+    async fn connect(&self) -> Result<Arc<Exchange>, RpcError> {
         let mut last_failure = self.connecting.lock().await;
         if let Some(c) = self.live() {
             return Ok(c);
@@ -98,7 +99,7 @@ impl ExchangeClient {
                 return Err(err.clone());
             }
         }
-        match Connection::connect(&self.addr, &self.cfg).await {
+        match Exchange::connect(&self.addr, &self.cfg).await {
             Ok(c) => {
                 let c = Arc::new(c);
                 if let Ok(mut cur) = self.current.lock() {
@@ -154,20 +155,20 @@ impl ExchangeClient {
 /// address goes, its connection closes.
 #[derive(Default)]
 pub struct ConnectionPool {
-    clients: Mutex<HashMap<String, Weak<ExchangeClient>>>,
+    clients: Mutex<HashMap<String, Weak<SharedClient>>>,
 }
 
 impl ConnectionPool {
     /// The shared client for `addr`, created with `cfg` if none is alive.
-    pub fn client(&self, addr: &str, cfg: &ConnectionConfig) -> Arc<ExchangeClient> {
+    pub fn client(&self, addr: &str, cfg: &ConnectionConfig) -> Arc<SharedClient> {
         let Ok(mut clients) = self.clients.lock() else {
-            return Arc::new(ExchangeClient::new(addr.to_string(), cfg.clone()));
+            return Arc::new(SharedClient::new(addr.to_string(), cfg.clone()));
         };
         if let Some(c) = clients.get(addr).and_then(Weak::upgrade) {
             return c;
         }
         clients.retain(|_, w| w.strong_count() > 0);
-        let c = Arc::new(ExchangeClient::new(addr.to_string(), cfg.clone()));
+        let c = Arc::new(SharedClient::new(addr.to_string(), cfg.clone()));
         clients.insert(addr.to_string(), Arc::downgrade(&c));
         c
     }
@@ -194,7 +195,7 @@ mod tests {
     #[tokio::test]
     async fn failed_connect_is_not_retried_within_the_backoff() {
         // Port 1 on loopback is closed: connect fails fast with "refused".
-        let client = Arc::new(ExchangeClient::new(
+        let client = Arc::new(SharedClient::new(
             "127.0.0.1:1".to_string(),
             ConnectionConfig::default(),
         ));
@@ -216,7 +217,7 @@ mod tests {
             .await
             .expect("listen");
         let addr = listener.local_addr().expect("addr");
-        let client = Arc::new(ExchangeClient::new(
+        let client = Arc::new(SharedClient::new(
             addr.to_string(),
             ConnectionConfig::default(),
         ));
