@@ -6,17 +6,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::task::JoinHandle;
-
 use crate::cluster::{self, ClusterKind, FailbackQueue, MethodPolicy};
 use crate::config::{Config, MethodConfig, ReferenceConfig};
-use crate::directory::{build_state, configurator, Directory};
+use crate::directory::discovery::{Discovery, FollowError, MakeInvoker, Refresh, Source, Zone};
+use crate::directory::Directory;
 use crate::java::lower_camel;
 use crate::loadbalance;
 use crate::metrics::ReferenceMetrics;
 use crate::protocol::dubbo::{ConnectionConfig, ConnectionPool, DubboInvoker, SharedClient};
-use crate::registry::{Registry, RegistryError, Snapshot};
-use crate::router::{self, Router};
+use crate::registry::Registry;
 use crate::rpc::{Invocation, Invoker, RpcError, RpcResult, ServiceKey};
 use crate::url::Url;
 
@@ -31,12 +29,8 @@ pub enum ReferenceError {
         NO_PROVIDER_FIX
     )]
     NoProvider { id: String, service: String },
-    #[error("reference `{id}`: registry `{registry}`: {error}")]
-    Registry {
-        id: String,
-        registry: String,
-        error: Box<RegistryError>,
-    },
+    #[error("reference `{id}`: {error}")]
+    Registry { id: String, error: FollowError },
 }
 
 const NO_PROVIDER_FIX: &str =
@@ -107,8 +101,8 @@ pub struct Reference {
     policies: RwLock<HashMap<Arc<str>, Arc<MethodPolicy>>>,
     failback: FailbackQueue,
     check: bool,
-    /// Registry subscription tasks; they end with the reference.
-    watchers: Mutex<Vec<JoinHandle<()>>>,
+    /// What follows the registries; it stops with the reference.
+    discovery: Mutex<Option<Discovery>>,
     factory: Arc<ProviderFactory>,
     methods: std::collections::BTreeMap<String, MethodConfig>,
     java_types: std::collections::BTreeMap<String, String>,
@@ -116,16 +110,6 @@ pub struct Reference {
     metrics: ReferenceMetrics,
     /// The `[[registry]]` ids the providers come from (none for a direct `url`).
     registry_ids: Vec<String>,
-}
-
-impl Drop for Reference {
-    fn drop(&mut self) {
-        if let Ok(w) = self.watchers.lock() {
-            for t in w.iter() {
-                t.abort();
-            }
-        }
-    }
 }
 
 /// The consumer URL Dubbo would build for this reference: its settings as URL parameters
@@ -264,7 +248,7 @@ impl Reference {
             policies: RwLock::new(HashMap::new()),
             failback: FailbackQueue::default(),
             check: cfg.check.unwrap_or(true),
-            watchers: Mutex::new(Vec::new()),
+            discovery: Mutex::new(None),
             factory,
             methods: cfg.methods.clone(),
             java_types: cfg.java_types.clone(),
@@ -287,71 +271,16 @@ impl Reference {
                 }
                 providers.push(url);
             }
-            let factory = reference.factory.clone();
-            let (state, _) = build_state(
-                &reference.consumer,
-                &providers,
-                &[],
-                Vec::new(),
-                &HashMap::new(),
-                &|u| factory.make(u),
-            );
-            reference.directory.replace(state);
+            reference.refresh().fixed(&providers);
         }
         Ok(reference)
     }
 
-    /// Subscribes to `registries` and keeps the directory following their snapshots (the
-    /// union of all of them). Returns once every registry gave its first snapshot.
-    async fn follow(
-        &self,
-        registries: Vec<(String, Arc<dyn Registry>, Zone)>,
-    ) -> Result<(), ReferenceError> {
-        let zones: Arc<[Zone]> = registries.iter().map(|(_, _, z)| z.clone()).collect();
-        let mut receivers = Vec::new();
-        for (name, registry, _) in &registries {
-            let rx =
-                registry
-                    .subscribe(&self.consumer)
-                    .await
-                    .map_err(|e| ReferenceError::Registry {
-                        id: self.id.clone(),
-                        registry: name.clone(),
-                        error: Box::new(e),
-                    })?;
-            receivers.push(rx);
-        }
-        let latest: Arc<Mutex<Vec<Arc<Snapshot>>>> = Arc::new(Mutex::new(
-            receivers.iter().map(|r| r.borrow().clone()).collect(),
-        ));
-        let cache: Arc<Mutex<HashMap<String, Arc<dyn Invoker>>>> =
-            Arc::new(Mutex::new(HashMap::new()));
-        apply(&self.directory, &self.factory, &latest, &cache, &zones);
-        let mut watchers = Vec::new();
-        for (i, mut rx) in receivers.into_iter().enumerate() {
-            let (dir, factory, latest, cache, zones) = (
-                self.directory.clone(),
-                self.factory.clone(),
-                latest.clone(),
-                cache.clone(),
-                zones.clone(),
-            );
-            watchers.push(tokio::spawn(async move {
-                while rx.changed().await.is_ok() {
-                    let snap = rx.borrow_and_update().clone();
-                    if let Ok(mut l) = latest.lock() {
-                        if let Some(slot) = l.get_mut(i) {
-                            *slot = snap;
-                        }
-                    }
-                    apply(&dir, &factory, &latest, &cache, &zones);
-                }
-            }));
-        }
-        if let Ok(mut w) = self.watchers.lock() {
-            w.extend(watchers);
-        }
-        Ok(())
+    /// A refresh of this reference's directory, making invokers with its factory.
+    fn refresh(&self) -> Refresh {
+        let factory = self.factory.clone();
+        let make: MakeInvoker = Arc::new(move |u| factory.make(u));
+        Refresh::new(self.directory.clone(), make)
     }
 
     /// The reference's id in config.
@@ -468,9 +397,9 @@ impl Reference {
     ) -> Result<Reference, ReferenceError> {
         let r = Reference::with_application(&config.application.name, c, pool)?;
         if c.url.is_none() {
-            let mut chosen = Vec::new();
+            let mut sources = Vec::new();
             for name in &c.registry {
-                let reg = registries
+                let registry = registries
                     .get(name)
                     .ok_or_else(|| ReferenceError::Invalid {
                         id: c.id.clone(),
@@ -485,20 +414,22 @@ impl Reference {
                         zone: g.zone.clone(),
                     })
                     .unwrap_or_default();
-                chosen.push((name.clone(), reg.clone(), zone));
+                sources.push(Source {
+                    id: name.clone(),
+                    registry: registry.clone(),
+                    zone,
+                    register: c.register.unwrap_or(true),
+                });
             }
-            if c.register.unwrap_or(true) {
-                for (name, reg, _) in &chosen {
-                    reg.register(&r.consumer)
-                        .await
-                        .map_err(|e| ReferenceError::Registry {
-                            id: c.id.clone(),
-                            registry: name.clone(),
-                            error: Box::new(e),
-                        })?;
-                }
+            let discovery = Discovery::follow(r.refresh(), sources)
+                .await
+                .map_err(|error| ReferenceError::Registry {
+                    id: c.id.clone(),
+                    error,
+                })?;
+            if let Ok(mut d) = r.discovery.lock() {
+                *d = Some(discovery);
             }
-            r.follow(chosen).await?;
         }
         if r.check_failed() {
             return Err(ReferenceError::NoProvider {
@@ -508,119 +439,6 @@ impl Reference {
         }
         Ok(r)
     }
-}
-
-/// Where a registry stands for a reference with several registries (Dubbo's zone-aware
-/// cluster): `preferred` registries win, then those in the consumer's `registry_zone`.
-#[derive(Debug, Clone, Default)]
-pub struct Zone {
-    pub preferred: bool,
-    pub zone: Option<String>,
-}
-
-/// The registries whose providers a reference uses: the first preferred one that has
-/// providers; else those in the consumer's `registry_zone` that have providers (none if
-/// `registry_zone_force=true` and no such registry has any); else all. Decided per snapshot,
-/// where Dubbo decides per call.
-pub fn zone_aware(providers: &[usize], zones: &[Zone], consumer: &Url) -> Vec<usize> {
-    let all: Vec<usize> = (0..providers.len()).collect();
-    if providers.len() < 2 {
-        return all;
-    }
-    let has = |i: &usize| providers.get(*i).is_some_and(|n| *n > 0);
-    if let Some(i) = zones.iter().position(|z| z.preferred).filter(has) {
-        return vec![i];
-    }
-    if let Some(want) = consumer.param("registry_zone") {
-        let same: Vec<usize> = all
-            .iter()
-            .copied()
-            .filter(|i| zones.get(*i).and_then(|z| z.zone.as_deref()) == Some(want))
-            .filter(has)
-            .collect();
-        if !same.is_empty() || consumer.param_bool("registry_zone_force", false) {
-            return same;
-        }
-    }
-    all
-}
-
-/// Rebuilds a directory from the latest snapshot of each registry.
-fn apply(
-    dir: &Directory,
-    factory: &ProviderFactory,
-    latest: &Mutex<Vec<Arc<Snapshot>>>,
-    cache: &Mutex<HashMap<String, Arc<dyn Invoker>>>,
-    zones: &[Zone],
-) {
-    let Ok(snaps) = latest.lock().map(|l| l.clone()) else {
-        return;
-    };
-    let counts: Vec<usize> = snaps.iter().map(|s| s.providers.len()).collect();
-    let used = zone_aware(&counts, zones, dir.consumer());
-    let mut providers = Vec::new();
-    for i in &used {
-        if let Some(s) = snaps.get(*i) {
-            providers.extend(s.providers.iter().cloned());
-        }
-    }
-    let mut configurator_urls = Vec::new();
-    let mut routers: Vec<Arc<dyn Router>> = Vec::new();
-    let mut tag_rule = false;
-    for s in &snaps {
-        configurator_urls.extend(s.configurators.iter().cloned());
-        for r in &s.routers {
-            match router::from_url(r) {
-                Ok(Some(r)) => routers.push(r),
-                Ok(None) => tracing::debug!(rule = %r, "ignoring a router of an unknown kind"),
-                Err(e) => tracing::warn!(rule = %r, error = %e, "ignoring a bad router rule"),
-            }
-        }
-        if let Some(yaml) = &s.condition_router_yaml {
-            match router::condition_from_yaml(yaml) {
-                Ok(rs) => routers.extend(rs),
-                Err(e) => tracing::warn!(error = %e, "ignoring a bad condition-router rule"),
-            }
-        }
-        if let Some(yaml) = &s.tag_router_yaml {
-            match router::tag_from_yaml(yaml) {
-                Ok(r) => {
-                    tag_rule = true;
-                    routers.push(r)
-                }
-                Err(e) => tracing::warn!(error = %e, "ignoring a bad tag-router rule"),
-            }
-        }
-    }
-    // As in Dubbo, providers' own `dubbo.tag` is honoured even without a tag rule.
-    if !tag_rule {
-        routers.push(Arc::new(router::TagRouter::static_tags()));
-    }
-    router::sort_by_priority(&mut routers);
-    let mut configurators = configurator::from_urls(&configurator_urls);
-    // 2.7+ YAML rules after the URL ones, as Dubbo's dynamic-config listeners run last.
-    for s in &snaps {
-        if let Some(yaml) = &s.configurators_yaml {
-            match configurator::from_yaml(yaml, dir.consumer()) {
-                Ok(rules) => configurators.extend(rules),
-                Err(e) => tracing::warn!(error = %e, "ignoring a bad configurator rule"),
-            }
-        }
-    }
-    let Ok(mut cache) = cache.lock() else {
-        return;
-    };
-    let (state, fresh) = build_state(
-        dir.consumer(),
-        &providers,
-        &configurators,
-        routers,
-        &cache,
-        &|u| factory.make(u),
-    );
-    tracing::info!(service = %dir.service(), providers = state.invokers.len(), "directory refreshed");
-    *cache = fresh;
-    dir.replace(state);
 }
 
 /// All references of a host, by id, and the registry sessions that feed them (kept alive
@@ -688,51 +506,5 @@ impl References {
     /// The registries the references follow, as `([[registry]] id, session)` sorted by id.
     pub fn registries(&self) -> &[(String, Arc<dyn Registry>)] {
         &self.registries
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn consumer(q: &str) -> Url {
-        Url::parse(&format!("consumer://10.0.0.9/I?{q}")).expect("valid url")
-    }
-
-    fn zone(preferred: bool, z: Option<&str>) -> Zone {
-        Zone {
-            preferred,
-            zone: z.map(str::to_string),
-        }
-    }
-
-    #[test]
-    fn preferred_registry_wins_while_it_has_providers() {
-        let zones = [zone(false, Some("hz")), zone(true, Some("sh"))];
-        assert_eq!(zone_aware(&[3, 2], &zones, &consumer("")), vec![1]);
-        assert_eq!(
-            zone_aware(&[3, 0], &zones, &consumer("")),
-            vec![0, 1],
-            "empty preferred: all"
-        );
-    }
-
-    #[test]
-    fn consumer_zone_picks_its_registries_and_force_allows_none() {
-        let zones = [zone(false, Some("hz")), zone(false, Some("sh"))];
-        assert_eq!(
-            zone_aware(&[3, 2], &zones, &consumer("registry_zone=sh")),
-            vec![1]
-        );
-        assert_eq!(
-            zone_aware(&[3, 0], &zones, &consumer("registry_zone=sh")),
-            vec![0, 1]
-        );
-        assert!(zone_aware(
-            &[3, 0],
-            &zones,
-            &consumer("registry_zone=sh&registry_zone_force=true")
-        )
-        .is_empty());
     }
 }

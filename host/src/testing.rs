@@ -1,10 +1,15 @@
 //! Support shared by the tests, benchmarks and fuzz targets of this workspace: where the
-//! third-party golden vectors are, equality of decoded values that treats NaN as equal, and a
-//! provider that is only listed. Not part of the host's API.
+//! third-party golden vectors are, equality of decoded values that treats NaN as equal, a
+//! provider that is only listed, and a registry held in memory. Not part of the host's API.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
 
 use crate::hessian2::Value;
+use crate::registry::{InstanceSnapshot, Registry, RegistryError, Snapshot};
 use crate::rpc::{BoxFuture, CallStats, Invocation, Invoker, RpcError, RpcResult};
 use crate::url::Url;
 
@@ -87,5 +92,73 @@ impl Invoker for ListedInvoker {
         Box::pin(std::future::ready(Err(RpcError::Other(
             "a listed-only provider is never called".into(),
         ))))
+    }
+}
+
+/// A registry held in memory: tests publish its interface-level snapshots and
+/// application-level views, and read what was registered in it.
+pub struct MemoryRegistry {
+    pub interface: watch::Sender<Arc<Snapshot>>,
+    pub instances: watch::Sender<Arc<InstanceSnapshot>>,
+    pub registered: Mutex<Vec<Url>>,
+    /// Application-level subscriptions made so far.
+    pub instance_subscriptions: AtomicUsize,
+    pub state: &'static str,
+}
+
+impl Default for MemoryRegistry {
+    fn default() -> Self {
+        MemoryRegistry {
+            interface: watch::Sender::new(Arc::default()),
+            instances: watch::Sender::new(Arc::default()),
+            registered: Mutex::new(Vec::new()),
+            instance_subscriptions: AtomicUsize::new(0),
+            state: "connected",
+        }
+    }
+}
+
+impl MemoryRegistry {
+    /// A registry whose session stays in `state`.
+    pub fn in_state(state: &'static str) -> MemoryRegistry {
+        MemoryRegistry {
+            state,
+            ..MemoryRegistry::default()
+        }
+    }
+}
+
+impl Registry for MemoryRegistry {
+    fn register<'a>(&'a self, url: &'a Url) -> BoxFuture<'a, Result<(), RegistryError>> {
+        if let Ok(mut r) = self.registered.lock() {
+            r.push(url.clone());
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn unregister<'a>(&'a self, url: &'a Url) -> BoxFuture<'a, Result<(), RegistryError>> {
+        if let Ok(mut r) = self.registered.lock() {
+            r.retain(|u| u != url);
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        _consumer: &'a Url,
+    ) -> BoxFuture<'a, Result<watch::Receiver<Arc<Snapshot>>, RegistryError>> {
+        Box::pin(std::future::ready(Ok(self.interface.subscribe())))
+    }
+
+    fn subscribe_instances<'a>(
+        &'a self,
+        _consumer: &'a Url,
+    ) -> BoxFuture<'a, watch::Receiver<Arc<InstanceSnapshot>>> {
+        self.instance_subscriptions.fetch_add(1, Ordering::Relaxed);
+        Box::pin(std::future::ready(self.instances.subscribe()))
+    }
+
+    fn state(&self) -> &'static str {
+        self.state
     }
 }

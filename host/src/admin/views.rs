@@ -34,12 +34,15 @@ fn provider_json(invoker: &Arc<dyn Invoker>, now_ms: i64) -> Value {
 
 /// The body of `GET /admin/references`:
 /// `{"references": [{"id", "interface", "version", "group", "consumer", "providers",
-/// "routers", "registries"}]}`, references sorted by id, providers by URL. A provider is
+/// "routers", "registries", "discovery"}]}`, references sorted by id, providers by URL. A provider is
 /// `{"url", "address", "weight", "available", "active", "connections", "succeeded",
 /// "failed"}`: `weight` is its interface-level weight now (warmup applied), `connections` the
 /// open ones, `succeeded`/`failed` its call counts. `routers` describes the routers in effect
 /// in the order they run; `registries` are the `[[registry]]` ids the reference follows
-/// (empty for a direct `url`).
+/// (empty for a direct `url`); `discovery` gives per registry the migration `step` in effect,
+/// the provider `set` it makes the reference use (`interface` or `application`), the sizes of
+/// both sets, the instances still waiting for their metadata, the applications followed, and
+/// whether the registry's providers are `used` (zone-aware choice).
 pub fn references_json(refs: &References) -> Value {
     let now_ms = now_millis();
     let references: Vec<Value> = sorted(refs)
@@ -53,6 +56,23 @@ pub fn references_json(refs: &References) -> Value {
                 .map(|i| provider_json(i, now_ms))
                 .collect();
             let routers: Vec<String> = state.routers.iter().map(|r| r.describe()).collect();
+            let discovery: Vec<Value> = r
+                .directory()
+                .discovery()
+                .iter()
+                .map(|d| {
+                    json!({
+                        "registry": d.id,
+                        "step": d.step.name(),
+                        "set": d.side.name(),
+                        "interface_providers": d.interface_providers,
+                        "application_providers": d.application_providers,
+                        "pending_instances": d.pending_instances,
+                        "applications": d.applications,
+                        "used": d.used,
+                    })
+                })
+                .collect();
             let service = r.service();
             json!({
                 "id": r.id(),
@@ -63,6 +83,7 @@ pub fn references_json(refs: &References) -> Value {
                 "providers": providers,
                 "routers": routers,
                 "registries": r.registry_ids(),
+                "discovery": discovery,
             })
         })
         .collect();
@@ -168,7 +189,11 @@ mod tests {
             .as_str()
             .is_some_and(|c| c.starts_with("consumer://")));
         assert_eq!(alpha["registries"], json!([]));
-        assert_eq!(alpha["routers"], json!([]), "a direct url has no routers");
+        assert_eq!(
+            alpha["routers"],
+            json!(["tag: providers' own dubbo.tag only (priority=100)"]),
+            "a direct url list is routed as Dubbo routes a static directory: by dubbo.tag only"
+        );
         let p = &alpha["providers"][0];
         assert_eq!(p["address"], "127.0.0.1:1");
         assert_eq!(p["weight"], 100);

@@ -1,15 +1,20 @@
 //! The directory of one reference: the current provider invokers and routers, replaced whole
-//! on every registry snapshot (or fixed for direct URLs), and `list`, which routes them for one
-//! invocation. Invokers whose merged URL did not change are reused, so a registry update never
-//! reconnects to an unchanged provider; a removed invoker lives on until its in-flight calls
-//! finish, since they hold it.
+//! by its one owner (`discovery`) on every change of what it follows (or fixed for direct
+//! URLs), and `list`, which routes them for one invocation. Invokers whose merged URL did not
+//! change are reused, so a registry update never reconnects to an unchanged provider; a
+//! removed invoker lives on until its in-flight calls finish, since they hold it.
 
 pub mod configurator;
+pub mod discovery;
+pub mod migration;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use self::configurator::Configurator;
+use self::discovery::DiscoveryView;
 use crate::router::{route_all, Router};
 use crate::rpc::{Invocation, Invoker, ServiceKey};
 use crate::url::Url;
@@ -27,7 +32,8 @@ pub struct DirectoryState {
 pub struct Directory {
     service: ServiceKey,
     consumer: Url,
-    state: RwLock<Arc<DirectoryState>>,
+    state: ArcSwap<DirectoryState>,
+    discovery: ArcSwap<DiscoveryView>,
 }
 
 impl Directory {
@@ -36,7 +42,8 @@ impl Directory {
         Directory {
             service,
             consumer,
-            state: RwLock::new(Arc::new(DirectoryState::default())),
+            state: ArcSwap::from_pointee(DirectoryState::default()),
+            discovery: ArcSwap::from_pointee(DiscoveryView::new()),
         }
     }
 
@@ -52,24 +59,27 @@ impl Directory {
 
     /// The current state, cheap to clone and consistent for one call.
     pub fn state(&self) -> Arc<DirectoryState> {
-        match self.state.read() {
-            Ok(s) => s.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.state.load_full()
     }
 
     /// Replaces the state (from a registry snapshot or config).
     pub fn replace(&self, state: DirectoryState) {
-        let state = Arc::new(state);
-        match self.state.write() {
-            Ok(mut s) => *s = state,
-            Err(poisoned) => *poisoned.into_inner() = state,
-        }
+        self.state.store(Arc::new(state));
+    }
+
+    /// What discovery saw of each registry last (empty for direct URLs).
+    pub fn discovery(&self) -> Arc<DiscoveryView> {
+        self.discovery.load_full()
+    }
+
+    /// Records what discovery saw.
+    pub fn set_discovery(&self, view: DiscoveryView) {
+        self.discovery.store(Arc::new(view));
     }
 
     /// The providers `inv` may go to, after the routers.
     pub fn list(&self, inv: &Invocation) -> Vec<Arc<dyn Invoker>> {
-        let state = self.state();
+        let state = self.state.load();
         if state.routers.is_empty() {
             return state.invokers.clone();
         }

@@ -1,8 +1,10 @@
 //! The local registry cache file, in Dubbo's format so Java and Rust consumers can share one:
 //! a Java properties file whose keys are service keys (`group/interface:version`) and whose
-//! values are the last notified URLs, space-separated. It is written after changes (debounced,
-//! atomically through a temporary file and a rename) and read only when ZooKeeper cannot be
-//! reached at subscribe time.
+//! values are the last notified URLs, space-separated. Application-level discovery keeps its
+//! records (mapping, instances, metadata per revision) under `dubbo.app-level.*` keys beside
+//! them, as JSON text, which Java consumers sharing the file ignore. It is written after
+//! changes (debounced, atomically through a temporary file and a rename) and read only when
+//! ZooKeeper cannot be reached at subscribe time.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -44,6 +46,18 @@ impl CacheFile {
             .join(" ");
         // The writer only stops when this handle is dropped, so a send cannot fail here.
         let _ = self.updates.send((key, value));
+    }
+
+    /// Records a text entry (application-level discovery: a mapping, an application's
+    /// instances, a revision's metadata, as JSON); the file is rewritten shortly after.
+    pub(crate) fn save_text(&self, key: String, value: String) {
+        let _ = self.updates.send((key, value));
+    }
+
+    /// The text stored under `key`, read from the file now; `Ok(None)` when the file or the
+    /// key is missing.
+    pub(crate) async fn read_text(path: &Path, key: &str) -> io::Result<Option<String>> {
+        Ok(read_file(path.to_path_buf()).await?.remove(key))
     }
 
     /// The URLs stored under `key`, read from the file now. `Ok(None)` when the file or the

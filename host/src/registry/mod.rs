@@ -5,6 +5,7 @@
 
 mod cache;
 mod matching;
+pub mod metadata;
 mod snapshot;
 mod zookeeper;
 
@@ -32,6 +33,24 @@ pub struct Snapshot {
     pub condition_router_yaml: Option<String>,
     /// `/dubbo/config/dubbo/{application}.tag-router` for the first provider's application.
     pub tag_router_yaml: Option<String>,
+    /// The Dubbo 3 migration rule of this consumer's application,
+    /// `/dubbo/config/DUBBO_SERVICEDISCOVERY_MIGRATION/{application}.migration`, when present.
+    pub migration_yaml: Option<String>,
+}
+
+/// The application-level view of one subscription (Dubbo 3 service discovery), never a delta.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstanceSnapshot {
+    /// Provider URLs of the instances whose services match the consumer, for the revisions
+    /// whose metadata is known.
+    pub providers: Vec<Url>,
+    /// The applications followed (from the service-name mapping or `provided-by`).
+    pub apps: Vec<String>,
+    /// Instances listed.
+    pub instances: usize,
+    /// Instances left out because their revision's metadata is not known yet (being fetched,
+    /// or failing).
+    pub pending: usize,
 }
 
 /// Why a registry operation failed. Messages name the registry, the node or file, and what to do.
@@ -87,6 +106,18 @@ pub trait Registry: Send + Sync {
         &'a self,
         consumer: &'a Url,
     ) -> BoxFuture<'a, Result<tokio::sync::watch::Receiver<Arc<Snapshot>>, RegistryError>>;
+    /// Follows the consumer URL's interface at application level (Dubbo 3 service discovery):
+    /// the applications that provide it, their instances and the services of each instance's
+    /// revision, as provider URLs matched to the consumer. Never fails; the receiver holds
+    /// what is known when this returns (from the cache file when ZooKeeper is unreachable).
+    /// A registry without application-level discovery answers an empty view.
+    fn subscribe_instances<'a>(
+        &'a self,
+        consumer: &'a Url,
+    ) -> BoxFuture<'a, tokio::sync::watch::Receiver<Arc<InstanceSnapshot>>> {
+        let _ = consumer;
+        Box::pin(async { tokio::sync::watch::channel(Arc::default()).1 })
+    }
     /// `connected`, `suspended` (connection lost, last lists kept), `expired` or
     /// `reconnecting`, for metrics and health.
     fn state(&self) -> &'static str;

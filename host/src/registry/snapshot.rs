@@ -20,6 +20,7 @@ pub(crate) struct Raw {
     pub configurators_yaml: Option<String>,
     pub condition_router_yaml: Option<String>,
     pub tag_router_yaml: Option<String>,
+    pub migration_yaml: Option<String>,
 }
 
 /// The consumer URL as Dubbo subscribes it: every category this registry serves.
@@ -57,15 +58,16 @@ pub(crate) fn decode_children(dir: &str, children: &[String]) -> Vec<Url> {
 pub(crate) fn build(
     consumer: &Url,
     urls: impl IntoIterator<Item = Url>,
-    yaml: [Option<String>; 3],
+    yaml: [Option<String>; 4],
     previous: &Snapshot,
 ) -> Snapshot {
     let subscription = subscription_url(consumer);
-    let [configurators_yaml, condition_router_yaml, tag_router_yaml] = yaml;
+    let [configurators_yaml, condition_router_yaml, tag_router_yaml, migration_yaml] = yaml;
     let mut snap = Snapshot {
         configurators_yaml,
         condition_router_yaml,
         tag_router_yaml,
+        migration_yaml,
         ..Snapshot::default()
     };
     for url in urls {
@@ -128,6 +130,7 @@ pub(crate) fn build_from_raw(
             raw.configurators_yaml.clone(),
             raw.condition_router_yaml.clone(),
             raw.tag_router_yaml.clone(),
+            raw.migration_yaml.clone(),
         ],
         previous,
     )

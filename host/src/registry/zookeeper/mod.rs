@@ -18,8 +18,9 @@ use crate::url::{encode_component, Url};
 
 use super::cache::CacheFile;
 use super::matching::interface_of;
-use super::{Registry, RegistryError, RegistryOptions, Snapshot};
+use super::{InstanceSnapshot, Registry, RegistryError, RegistryOptions, Snapshot};
 
+mod instances;
 mod subscription;
 
 /// First pause between attempts to open a new session; doubled up to [`RETRY_MAX`].
@@ -52,6 +53,10 @@ struct Shared {
     cluster: String,
     /// `/dubbo`, or `/{group}` from the address.
     root: String,
+    /// Where application instances are: `/services`, or `/{group}` (`rootPath` wins).
+    services_root: String,
+    /// The metadata of the revisions application-level subscriptions met.
+    revisions: instances::Revisions,
     session_timeout: Duration,
     op_timeout: Duration,
     state: AtomicU8,
@@ -132,8 +137,14 @@ impl ZookeeperRegistry {
             cluster.push(',');
             cluster.push_str(backup);
         }
-        let group = opts.address.param("group").unwrap_or("dubbo");
-        let root = format!("/{}", group.trim_matches('/'));
+        let group = opts.address.param("group").filter(|g| !g.is_empty());
+        let root = format!("/{}", group.unwrap_or("dubbo").trim_matches('/'));
+        // Dubbo 3's `CuratorFrameworkUtils.getRootPath`: `rootPath`, else the group, else
+        // `/services`.
+        let services_root = match opts.address.param("rootPath").filter(|r| !r.is_empty()) {
+            Some(r) => format!("/{}", r.trim_matches('/')),
+            None => format!("/{}", group.unwrap_or("services").trim_matches('/')),
+        };
         let cache_path = opts.cache_file();
         let first = open_session(&cluster, opts.session_timeout, opts.connect_timeout).await;
         let client = match first {
@@ -158,6 +169,8 @@ impl ZookeeperRegistry {
             address,
             cluster,
             root,
+            services_root,
+            revisions: Default::default(),
             session_timeout: opts.session_timeout,
             op_timeout: opts.connect_timeout,
             state: AtomicU8::new(RECONNECTING),
@@ -377,6 +390,13 @@ impl Registry for ZookeeperRegistry {
         consumer: &'a Url,
     ) -> BoxFuture<'a, Result<watch::Receiver<Arc<Snapshot>>, RegistryError>> {
         Box::pin(subscription::subscribe(&self.shared, consumer))
+    }
+
+    fn subscribe_instances<'a>(
+        &'a self,
+        consumer: &'a Url,
+    ) -> BoxFuture<'a, watch::Receiver<Arc<InstanceSnapshot>>> {
+        Box::pin(instances::subscribe(&self.shared, consumer))
     }
 
     fn state(&self) -> &'static str {

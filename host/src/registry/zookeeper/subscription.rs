@@ -80,7 +80,12 @@ pub(super) async fn subscribe(
             cache: path.display().to_string(),
         })?;
     tracing::warn!(registry = %shared.address, service = %key, providers = urls.len(), file = %path.display(), "serving the registry cache file until ZooKeeper answers");
-    let snap = build(consumer, urls, [None, None, None], &Snapshot::default());
+    let snap = build(
+        consumer,
+        urls,
+        [None, None, None, None],
+        &Snapshot::default(),
+    );
     let (tx, rx) = watch::channel(Arc::new(snap));
     tokio::spawn(watching.run(sessions, tx, None));
     Ok(rx)
@@ -92,6 +97,8 @@ enum Rule {
     Configurators,
     ConditionRouter,
     TagRouter,
+    /// The Dubbo 3 migration rule of the consumer's application.
+    Migration,
 }
 
 /// What a watch task is about.
@@ -140,6 +147,8 @@ struct Watching {
     service_dir: String,
     /// `/dubbo/config/dubbo`.
     config_dir: String,
+    /// `/dubbo/config/DUBBO_SERVICEDISCOVERY_MIGRATION`, where migration rules are.
+    migration_dir: String,
     /// The cache-file key, `group/interface:version`.
     key: String,
     op_timeout: Duration,
@@ -171,6 +180,7 @@ impl Watching {
                 encode_component(interface_of(consumer))
             ),
             config_dir: format!("{}/config/dubbo", shared.root),
+            migration_dir: format!("{}/config/DUBBO_SERVICEDISCOVERY_MIGRATION", shared.root),
             key: service_key(consumer).to_string(),
             op_timeout: shared.op_timeout,
             cache: shared.cache.clone(),
@@ -194,6 +204,10 @@ impl Watching {
                 Some(format!("{}/{service}.condition-router", self.config_dir))
             }
             Rule::TagRouter => self.tag_path.clone(),
+            Rule::Migration => c
+                .param("application")
+                .filter(|a| !a.is_empty())
+                .map(|app| format!("{}/{app}.migration", self.migration_dir)),
         }
     }
 
@@ -202,6 +216,7 @@ impl Watching {
             Rule::Configurators => &mut self.raw.configurators_yaml,
             Rule::ConditionRouter => &mut self.raw.condition_router_yaml,
             Rule::TagRouter => &mut self.raw.tag_router_yaml,
+            Rule::Migration => &mut self.raw.migration_yaml,
         }
     }
 
@@ -322,6 +337,7 @@ impl Watching {
         self.read_rule(client, Rule::Configurators, watches).await?;
         self.read_rule(client, Rule::ConditionRouter, watches)
             .await?;
+        self.read_rule(client, Rule::Migration, watches).await?;
         self.tag_path = None;
         self.raw.tag_router_yaml = None;
         self.follow_tag_application(client, watches).await
