@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod config;
 pub mod faults;
+pub mod metadata;
 pub mod process;
 pub mod provider;
 pub mod registration;
