@@ -6,6 +6,7 @@
 //! a reply), and `stats`, which prints
 //! `stats accepted=N requests=N heartbeat-replies=N metadata-calls=N`.
 
+use std::io::BufRead;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -15,8 +16,7 @@ use dubbo_wasm_host::protocol::dubbo::frame::Frame;
 use dubbo_wasm_host::protocol::dubbo::message::{
     decode_request, encode_event, encode_heartbeat_request, encode_response, DecodedRequest, Reply,
 };
-use tokio::io::AsyncBufReadExt;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 /// A command sent to every open connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,9 +112,27 @@ impl Control {
     }
 
     /// Reads commands from stdin until it closes, printing each answer on stdout.
+    ///
+    /// The blocking reads run on a thread of their own rather than tokio's stdin: a read
+    /// in tokio's blocking pool cannot be cancelled and would hold up the runtime's shutdown,
+    /// so a provider signalled to stop would not exit while its stdin stays open.
     pub async fn read_stdin(&self) {
-        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
+        let (tx, mut rx) = mpsc::channel::<String>(16);
+        let reader = std::thread::Builder::new()
+            .name("stdin".to_string())
+            .spawn(move || {
+                for line in std::io::stdin().lock().lines() {
+                    let Ok(line) = line else { break };
+                    if tx.blocking_send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        if let Err(e) = reader {
+            tracing::warn!(error = %e, "cannot read commands from stdin");
+            return;
+        }
+        while let Some(line) = rx.recv().await {
             if let Some(out) = self.apply(&line) {
                 println!("{out}");
             }
