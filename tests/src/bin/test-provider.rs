@@ -127,7 +127,9 @@ async fn main() -> anyhow::Result<()> {
     let delay = Duration::from_millis(args.delay_ms);
     let Some(registry) = args.registry.clone() else {
         if args.register_mode != RegisterMode::Interface {
-            bail!("--register-mode {:?} needs --registry", args.register_mode);
+            bail!(
+                "application-level registration (--register-mode instance or all) needs --registry"
+            );
         }
         serve_delayed(listener, control, delay).await?;
         return Ok(());
