@@ -676,3 +676,40 @@ async fn all_mode_registers_both_and_a_killed_provider_leaves_with_its_session()
         "removed by session expiry, not at once: {took:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_instance_is_registered_again_after_its_session_expired() {
+    let mut zk = blocking(ZooKeeper::new);
+    let registry = format!("{}?session=1000", zk.address());
+    let provider = blocking(|| start(&registry, "users-app", &[]));
+    let owner = |stat: Option<zk::Stat>| stat.map(|s| s.ephemeral_owner);
+    let before = {
+        let client = client(&zk).await;
+        owner(client.check_stat(&provider.path).await.expect("stat")).expect("registered")
+    };
+
+    // Longer than the session: the provider's client gives the session up.
+    blocking(|| zk.stop());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    blocking(|| zk.start());
+
+    let client = client(&zk).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = owner(client.check_stat(&provider.path).await.expect("stat"));
+        if now.is_some_and(|o| o != before) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "instance not registered again in a new session (owner {now:?}, was {before}); stderr:\n{}",
+            provider.process.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let node = read_json(&client, &provider.path).await;
+    assert_eq!(
+        node["payload"]["metadata"]["dubbo.metadata.revision"],
+        provider.revision.as_str()
+    );
+}
