@@ -2,8 +2,11 @@
 //! provider misbehaves. Per call, through request attachments: `test.delay` (ms before the
 //! reply) and `test.reply-bytes` (reply with a string of that many bytes). Per process, through
 //! lines on stdin: `readonly`, `writable`, `close`, `garbage`, `heartbeat`, `mute-heartbeats`,
-//! `answer-heartbeats`, and `stats`, which prints `stats accepted=N requests=N heartbeat-replies=N`.
+//! `answer-heartbeats`, `mute-metadata`, `answer-metadata` (whether `MetadataService` calls get
+//! a reply), and `stats`, which prints
+//! `stats accepted=N requests=N heartbeat-replies=N metadata-calls=N`.
 
+use std::io::BufRead;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -11,10 +14,9 @@ use bytes::BytesMut;
 use dubbo_wasm_host::hessian2::Value;
 use dubbo_wasm_host::protocol::dubbo::frame::Frame;
 use dubbo_wasm_host::protocol::dubbo::message::{
-    decode_request, encode_event, encode_heartbeat_request, encode_response, Reply,
+    decode_request, encode_event, encode_heartbeat_request, encode_response, DecodedRequest, Reply,
 };
-use tokio::io::AsyncBufReadExt;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 /// A command sent to every open connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,10 +35,16 @@ pub enum Command {
 
 /// Provider-wide fault switches and counters.
 pub struct Control {
+    /// Connections accepted on the services' port (not on a separate metadata port).
     pub accepted: AtomicU64,
+    /// Requests other than `MetadataService` calls.
     pub requests: AtomicU64,
     pub heartbeat_replies: AtomicU64,
     pub mute_heartbeats: AtomicBool,
+    /// `MetadataService` requests, answered or not.
+    pub metadata_calls: AtomicU64,
+    /// Whether `MetadataService` calls go unanswered (other calls are still answered).
+    pub mute_metadata: AtomicBool,
     commands: broadcast::Sender<Command>,
 }
 
@@ -47,6 +55,8 @@ impl Default for Control {
             requests: AtomicU64::new(0),
             heartbeat_replies: AtomicU64::new(0),
             mute_heartbeats: AtomicBool::new(false),
+            metadata_calls: AtomicU64::new(0),
+            mute_metadata: AtomicBool::new(false),
             commands: broadcast::channel(64).0,
         }
     }
@@ -61,10 +71,11 @@ impl Control {
     /// The counters as one line.
     pub fn stats_line(&self) -> String {
         format!(
-            "stats accepted={} requests={} heartbeat-replies={}",
+            "stats accepted={} requests={} heartbeat-replies={} metadata-calls={}",
             self.accepted.load(Ordering::Relaxed),
             self.requests.load(Ordering::Relaxed),
-            self.heartbeat_replies.load(Ordering::Relaxed)
+            self.heartbeat_replies.load(Ordering::Relaxed),
+            self.metadata_calls.load(Ordering::Relaxed)
         )
     }
 
@@ -84,6 +95,14 @@ impl Control {
                 self.mute_heartbeats.store(false, Ordering::Relaxed);
                 return Some("ok answer-heartbeats".to_string());
             }
+            "mute-metadata" => {
+                self.mute_metadata.store(true, Ordering::Relaxed);
+                return Some("ok mute-metadata".to_string());
+            }
+            "answer-metadata" => {
+                self.mute_metadata.store(false, Ordering::Relaxed);
+                return Some("ok answer-metadata".to_string());
+            }
             "stats" => return Some(self.stats_line()),
             "" => return None,
             other => return Some(format!("unknown command {other:?}")),
@@ -93,9 +112,27 @@ impl Control {
     }
 
     /// Reads commands from stdin until it closes, printing each answer on stdout.
+    ///
+    /// The blocking reads run on a thread of their own rather than tokio's stdin: a read
+    /// in tokio's blocking pool cannot be cancelled and would hold up the runtime's shutdown,
+    /// so a provider signalled to stop would not exit while its stdin stays open.
     pub async fn read_stdin(&self) {
-        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
+        let (tx, mut rx) = mpsc::channel::<String>(16);
+        let reader = std::thread::Builder::new()
+            .name("stdin".to_string())
+            .spawn(move || {
+                for line in std::io::stdin().lock().lines() {
+                    let Ok(line) = line else { break };
+                    if tx.blocking_send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        if let Err(e) = reader {
+            tracing::warn!(error = %e, "cannot read commands from stdin");
+            return;
+        }
+        while let Some(line) = rx.recv().await {
             if let Some(out) = self.apply(&line) {
                 println!("{out}");
             }
@@ -132,6 +169,11 @@ impl CallFaults {
         let Ok(req) = decode_request(&frame.body) else {
             return CallFaults::default();
         };
+        CallFaults::of_request(&req)
+    }
+
+    /// Reads the `test.*` attachments of a decoded request.
+    pub fn of_request(req: &DecodedRequest) -> CallFaults {
         let number = |key: &str| req.attachment(key).and_then(|v| v.parse::<u64>().ok());
         CallFaults {
             delay: number("test.delay").map(Duration::from_millis),

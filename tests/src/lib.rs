@@ -3,7 +3,9 @@
 
 pub mod admin;
 pub mod config;
+pub mod discovery;
 pub mod faults;
+pub mod metadata;
 pub mod process;
 pub mod provider;
 pub mod registration;

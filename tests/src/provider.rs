@@ -1,15 +1,16 @@
 //! A small Dubbo provider speaking `dubbo://` with Hessian2, built on the host's own codec:
 //! it serves `org.apache.dubbo.demo.DemoService#sayHello` like the Java demo provider and the
 //! `org.apache.dubbo.samples.UserService` methods the typed and generic tests call, answers
-//! heartbeats, counts accepted connections and misbehaves on request (see `faults`). Tests
-//! and the demo run it as a process.
+//! heartbeats, counts accepted connections and misbehaves on request (see `faults`). With
+//! application-level registration it also serves Dubbo's `MetadataService` (see `metadata`),
+//! on the services' port or on a port of its own. Tests and the demo run it as a process.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use dubbo_wasm_host::hessian2::{List, Object, Value};
+use dubbo_wasm_host::hessian2::{DecodeError, List, Object, Value};
 use dubbo_wasm_host::protocol::dubbo::frame::{split_frame, status, Frame, DEFAULT_PAYLOAD};
 use dubbo_wasm_host::protocol::dubbo::message::{
     decode_request, encode_heartbeat_response, encode_response, DecodedRequest, Reply,
@@ -19,9 +20,63 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::faults::{command_frame, CallFaults, Command, Control};
+use crate::metadata::{
+    MetadataInfo, GET_METADATA_INFO, METADATA_SERVICE, METADATA_SERVICE_VERSION,
+};
 
 /// The demo interface this provider implements.
 pub const DEMO_SERVICE: &str = "org.apache.dubbo.demo.DemoService";
+
+/// What one listener serves.
+#[derive(Clone)]
+pub struct Exports {
+    /// Whether the demo and user services answer here (false on a metadata-only port).
+    pub services: bool,
+    /// Dubbo's `MetadataService`, if it is exported on this listener.
+    pub metadata: Option<Arc<MetadataExport>>,
+}
+
+impl Exports {
+    /// The demo and user services only, as before application-level registration.
+    pub fn services() -> Exports {
+        Exports {
+            services: true,
+            metadata: None,
+        }
+    }
+}
+
+/// `MetadataService` (version 1.0.0, group = the application) answering `getMetadataInfo`.
+pub struct MetadataExport {
+    /// The metadata it hands out.
+    pub info: MetadataInfo,
+    /// What a call asking for another revision gets.
+    pub unknown_revision: UnknownRevision,
+    /// `info` as a Hessian value, built once.
+    value: Value,
+}
+
+impl MetadataExport {
+    /// The service handing out `info`.
+    pub fn new(info: MetadataInfo, unknown_revision: UnknownRevision) -> MetadataExport {
+        let value = info.to_value();
+        MetadataExport {
+            info,
+            unknown_revision,
+            value,
+        }
+    }
+}
+
+/// The answer to `getMetadataInfo` for a revision that is not this provider's (or none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownRevision {
+    /// `null`, what Java 3.2's `MetadataServiceDelegation` returns (it logs "metadata not
+    /// found for revision").
+    Null,
+    /// A SERVICE_ERROR status with a message.
+    Error,
+}
 
 /// Serves connections from `listener` forever, under the fault switches of `control`.
 pub async fn serve(listener: TcpListener, control: Arc<Control>) -> std::io::Result<()> {
@@ -35,16 +90,36 @@ pub async fn serve_delayed(
     control: Arc<Control>,
     delay: Duration,
 ) -> std::io::Result<()> {
+    serve_exports(listener, control, delay, Exports::services()).await
+}
+
+/// Like `serve_delayed`, serving what `exports` says on this listener. Connections to a
+/// listener without the services (a metadata-only port) are not counted as `accepted`.
+pub async fn serve_exports(
+    listener: TcpListener,
+    control: Arc<Control>,
+    delay: Duration,
+    exports: Exports,
+) -> std::io::Result<()> {
     let local = listener.local_addr()?;
+    let exports = Arc::new(exports);
     loop {
         let (stream, _) = listener.accept().await?;
         // Subscribe before counting: once `accepted` shows it, the connection gets commands.
         let commands = control.subscribe();
-        control.accepted.fetch_add(1, Ordering::Relaxed);
+        if exports.services {
+            control.accepted.fetch_add(1, Ordering::Relaxed);
+        }
         let _ = stream.set_nodelay(true);
-        let control = control.clone();
+        let served = serve_connection(
+            stream,
+            local.to_string(),
+            control.clone(),
+            commands,
+            delay,
+            exports.clone(),
+        );
         tokio::spawn(async move {
-            let served = serve_connection(stream, local.to_string(), control, commands, delay);
             if let Err(e) = served.await {
                 tracing::debug!(error = %e, "connection ended");
             }
@@ -58,6 +133,7 @@ async fn serve_connection(
     control: Arc<Control>,
     mut commands: broadcast::Receiver<Command>,
     delay: Duration,
+    exports: Arc<Exports>,
 ) -> std::io::Result<()> {
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<BytesMut>(1024);
@@ -81,13 +157,25 @@ async fn serve_connection(
                 if h.is_event() && control.mute_heartbeats.load(Ordering::Relaxed) {
                     continue;
                 }
-                if !h.is_event() {
+                let request =
+                    (h.is_request() && !h.is_event()).then(|| decode_request(&frame.body));
+                let is_metadata = matches!(&request, Some(Ok(r)) if r.path == METADATA_SERVICE);
+                if is_metadata {
+                    control.metadata_calls.fetch_add(1, Ordering::Relaxed);
+                } else if !h.is_event() {
                     control.requests.fetch_add(1, Ordering::Relaxed);
+                }
+                if is_metadata && control.mute_metadata.load(Ordering::Relaxed) {
+                    continue;
                 }
                 let tx = tx.clone();
                 let local = local.clone();
+                let exports = exports.clone();
                 tokio::spawn(async move {
-                    let faults = CallFaults::of(&frame);
+                    let faults = match &request {
+                        Some(Ok(req)) => CallFaults::of_request(req),
+                        _ => CallFaults::default(),
+                    };
                     let wait = if h.is_event() {
                         faults.delay.unwrap_or_default()
                     } else {
@@ -96,7 +184,10 @@ async fn serve_connection(
                     if !wait.is_zero() {
                         tokio::time::sleep(wait).await;
                     }
-                    if let Some(reply) = faults.big_reply(h.id).or_else(|| answer(&frame, &local)) {
+                    let reply = faults
+                        .big_reply(h.id)
+                        .or_else(|| answer(&frame, request, &local, &exports));
+                    if let Some(reply) = reply {
                         let _ = tx.send(reply).await;
                     }
                 });
@@ -132,8 +223,14 @@ async fn serve_connection(
     result
 }
 
-/// The reply frame for one incoming frame, if it needs one.
-fn answer(frame: &Frame, local: &str) -> Option<BytesMut> {
+/// The reply frame for one incoming frame (`request` is its decoded body when it is an
+/// invocation), if it needs one.
+fn answer(
+    frame: &Frame,
+    request: Option<Result<DecodedRequest, DecodeError>>,
+    local: &str,
+    exports: &Exports,
+) -> Option<BytesMut> {
     let h = frame.header;
     let mut out = BytesMut::new();
     if h.is_event() {
@@ -143,10 +240,7 @@ fn answer(frame: &Frame, local: &str) -> Option<BytesMut> {
         }
         return None;
     }
-    if !h.is_request() {
-        return None;
-    }
-    let req = match decode_request(&frame.body) {
+    let req = match request? {
         Ok(r) => r,
         Err(e) => {
             let msg = format!("cannot decode request: {e}");
@@ -164,7 +258,7 @@ fn answer(frame: &Frame, local: &str) -> Option<BytesMut> {
     }
     // Java providers answer 2.0.2 peers with response attachments.
     let attachments: &[(&str, &str)] = &[("dubbo", "2.0.2")];
-    match invoke(&req, local) {
+    match dispatch(&req, local, exports) {
         Ok(Value::Null) => encode_response(&mut out, h.id, &Reply::Null, Some(attachments)),
         Ok(v) => encode_response(&mut out, h.id, &Reply::Value(&v), Some(attachments)),
         Err(Failure::Thrown {
@@ -177,7 +271,7 @@ fn answer(frame: &Frame, local: &str) -> Option<BytesMut> {
             };
             encode_response(&mut out, h.id, &thrown, Some(attachments))
         }
-        Err(Failure::NoMethod(msg)) => encode_response(
+        Err(Failure::ServiceError(msg)) => encode_response(
             &mut out,
             h.id,
             &Reply::Status(status::SERVICE_ERROR, &msg),
@@ -185,6 +279,64 @@ fn answer(frame: &Frame, local: &str) -> Option<BytesMut> {
         ),
     }
     Some(out)
+}
+
+/// Routes a request to the service exported on this listener that it names.
+fn dispatch(req: &DecodedRequest, local: &str, exports: &Exports) -> Result<Value, Failure> {
+    if req.path == METADATA_SERVICE {
+        if let Some(metadata) = &exports.metadata {
+            return metadata_service(req, metadata, local);
+        }
+    } else if exports.services {
+        return invoke(req, local);
+    }
+    Err(not_exported(req, local))
+}
+
+/// Java's answer to a call of a service that is not exported on this port (or not with this
+/// group and version): `RemotingException` "Not found exported service", a SERVICE_ERROR.
+fn not_exported(req: &DecodedRequest, local: &str) -> Failure {
+    let group = req
+        .attachment("group")
+        .filter(|g| !g.is_empty())
+        .map(|g| format!("{g}/"))
+        .unwrap_or_default();
+    let port = local.rsplit(':').next().unwrap_or_default();
+    Failure::ServiceError(format!(
+        "Not found exported service: {group}{}:{}:{port}, may be version or group mismatch",
+        req.path, req.version
+    ))
+}
+
+/// `MetadataService.getMetadataInfo(revision)`, group = the application, version 1.0.0.
+fn metadata_service(
+    req: &DecodedRequest,
+    metadata: &MetadataExport,
+    local: &str,
+) -> Result<Value, Failure> {
+    if req.attachment("group") != Some(metadata.info.app.as_str())
+        || req.version != METADATA_SERVICE_VERSION
+    {
+        return Err(not_exported(req, local));
+    }
+    let (method, types) = GET_METADATA_INFO;
+    if req.method != method || req.parameter_types != types {
+        return Err(Failure::ServiceError(format!(
+            "no method {}({}) in service {METADATA_SERVICE}:{METADATA_SERVICE_VERSION} on this provider",
+            req.method, req.parameter_types
+        )));
+    }
+    let asked = req.args.first().and_then(Value::as_str).unwrap_or_default();
+    if asked == metadata.info.revision {
+        return Ok(metadata.value.clone());
+    }
+    match metadata.unknown_revision {
+        UnknownRevision::Null => Ok(Value::Null),
+        UnknownRevision::Error => Err(Failure::ServiceError(format!(
+            "metadata not found for revision: {asked} (this provider's is {})",
+            metadata.info.revision
+        ))),
+    }
 }
 
 fn invoke(req: &DecodedRequest, local: &str) -> Result<Value, Failure> {
@@ -214,7 +366,7 @@ fn invoke(req: &DecodedRequest, local: &str) -> Result<Value, Failure> {
         (USER_SERVICE, "echoMap", "Ljava/util/Map;", [m @ (Value::Map(_) | Value::Null)])
         | (USER_SERVICE, "echo", "Ljava/lang/Object;", [m]) => Ok(m.clone()),
         (USER_SERVICE, "echoLong", "J", [Value::Long(l)]) => Ok(Value::Long(*l)),
-        _ => Err(Failure::NoMethod(format!(
+        _ => Err(Failure::ServiceError(format!(
             "no method {method}({types}) in service {path}:{} on this provider",
             req.version
         ))),
@@ -234,8 +386,9 @@ pub const USER_NOT_FOUND: &str = "org.apache.dubbo.samples.UserNotFoundException
 enum Failure {
     /// The method threw (a business exception): Java class and message.
     Thrown { class_name: String, message: String },
-    /// The provider has no such method: answered with a SERVICE_ERROR status.
-    NoMethod(String),
+    /// The provider cannot run the call (no such method or exported service, or an unknown
+    /// metadata revision): answered with a SERVICE_ERROR status, as Java's exchange does.
+    ServiceError(String),
 }
 
 /// User `id`: every user of a reply shares one class definition, and the tags hold a

@@ -1,14 +1,31 @@
-//! `test-provider`: a Dubbo provider of `org.apache.dubbo.demo.DemoService` for the demo and
-//! the end-to-end tests. Prints `listening on HOST:PORT` once it accepts connections; takes
-//! fault commands on stdin (see `dubbo_wasm_host_tests::faults`).
+//! `test-provider`: a Dubbo provider of `org.apache.dubbo.demo.DemoService` (and
+//! `org.apache.dubbo.samples.UserService`) for the demo and the end-to-end tests. Prints
+//! `listening on HOST:PORT` once it accepts connections; takes fault commands on stdin (see
+//! `dubbo_wasm_host_tests::faults`).
+//!
+//! With `--registry` it registers the way Java Dubbo 3.2 does for `--register-mode`:
+//! `interface` (a provider URL under `/dubbo/{interface}/providers`, printing `registered URL`),
+//! `instance` (application-level: an instance under `/services/{application}`, the service-name
+//! mappings, and the metadata served by `MetadataService` or written to the metadata report,
+//! printing `registered instance PATH revision REV`; see `dubbo_wasm_host_tests::discovery`), or
+//! `all` (both). Nodes are removed on SIGTERM/SIGINT, or when the session expires after a kill.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
+use anyhow::bail;
+use clap::{Parser, ValueEnum};
+use dubbo_wasm_host_tests::discovery::{
+    now_ms, service_infos, Instance, InstanceRegistration, MetadataStorage,
+};
 use dubbo_wasm_host_tests::faults::Control;
-use dubbo_wasm_host_tests::provider::serve_delayed;
+use dubbo_wasm_host_tests::metadata::MetadataInfo;
+use dubbo_wasm_host_tests::provider::{
+    serve_delayed, serve_exports, Exports, MetadataExport, UnknownRevision,
+};
 use dubbo_wasm_host_tests::registration::{ProviderRecord, Registration};
+use tokio::net::TcpListener;
 
 #[derive(Parser)]
 #[command(about = "A Dubbo test provider serving org.apache.dubbo.demo.DemoService")]
@@ -16,10 +33,29 @@ struct Args {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:20880")]
     listen: String,
-    /// Register this provider in ZooKeeper (`zookeeper://HOST:PORT[?session=MS]`); the node is
-    /// removed on SIGTERM/SIGINT, or when the session expires after a kill.
+    /// Register this provider in ZooKeeper (`zookeeper://HOST:PORT[?session=MS&group=G]`); the
+    /// nodes are removed on SIGTERM/SIGINT, or when the session expires after a kill.
     #[arg(long)]
     registry: Option<String>,
+    /// What to register: provider URLs per interface, the application instance, or both.
+    #[arg(long, value_enum, default_value_t = RegisterMode::Interface)]
+    register_mode: RegisterMode,
+    /// Where consumers get the instance's metadata: its `MetadataService` (`local`) or the
+    /// metadata report in ZooKeeper (`remote`).
+    #[arg(long, value_enum, default_value_t = Storage::Local)]
+    metadata_storage: Storage,
+    /// Serve `MetadataService` on this port of its own (0: a free one) instead of the services'
+    /// port; it is the port the instance advertises.
+    #[arg(long)]
+    metadata_port: Option<u16>,
+    /// Make `MetadataService` misbehave: `refuse` advertises a port nothing accepts on, `mute`
+    /// accepts and never answers it (stdin `answer-metadata` ends that).
+    #[arg(long, value_enum)]
+    metadata_fault: Option<MetadataFault>,
+    /// What `getMetadataInfo` answers for a revision that is not this provider's: `null`, as
+    /// Java 3.2 does, or a SERVICE_ERROR status.
+    #[arg(long, value_enum, default_value_t = Unknown::Null)]
+    unknown_revision: Unknown,
     /// `version` of the registered URL.
     #[arg(long)]
     version: Option<String>,
@@ -38,6 +74,31 @@ struct Args {
     /// Delay every reply to a request by this many milliseconds (keeps calls in flight).
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RegisterMode {
+    Interface,
+    Instance,
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Storage {
+    Local,
+    Remote,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum MetadataFault {
+    Refuse,
+    Mute,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Unknown {
+    Null,
+    Error,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -64,27 +125,152 @@ async fn main() -> anyhow::Result<()> {
     let commands = control.clone();
     tokio::spawn(async move { commands.read_stdin().await });
     let delay = Duration::from_millis(args.delay_ms);
-    let Some(registry) = args.registry else {
+    let Some(registry) = args.registry.clone() else {
+        if args.register_mode != RegisterMode::Interface {
+            bail!(
+                "application-level registration (--register-mode instance or all) needs --registry"
+            );
+        }
         serve_delayed(listener, control, delay).await?;
         return Ok(());
     };
     let record = ProviderRecord {
         host: "127.0.0.1".to_string(),
         port: listener.local_addr()?.port(),
-        application: args.application,
-        version: args.version,
-        group: args.group,
+        application: args.application.clone(),
+        version: args.version.clone(),
+        group: args.group.clone(),
         weight: args.weight,
-        extra: args.extra,
+        extra: args.extra.clone(),
     };
-    let registration = Registration::register(&registry, record.url()).await?;
-    println!("registered {}", registration.url());
+    let registration = match args.register_mode {
+        RegisterMode::Interface | RegisterMode::All => {
+            let registration = Registration::register(&registry, record.url()).await?;
+            println!("registered {}", registration.url());
+            Some(registration)
+        }
+        RegisterMode::Instance => None,
+    };
+    let mut exports = Exports::services();
+    let mut metadata = None;
+    let mut instance = None;
+    if args.register_mode != RegisterMode::Interface {
+        let app = AppLevel::start(&args, &registry, &record, &listener, &control).await?;
+        exports.metadata = app.on_services_port;
+        metadata = app.own_port;
+        instance = Some(app.registration);
+    }
+    let serve_metadata = async {
+        match metadata {
+            Some((listener, exports)) => {
+                serve_exports(listener, control.clone(), delay, exports).await
+            }
+            None => std::future::pending().await,
+        }
+    };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        served = serve_delayed(listener, control, delay) => served?,
+        served = serve_exports(listener, control.clone(), delay, exports) => served?,
+        served = serve_metadata => served?,
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
-    registration.unregister().await?;
-    Ok(())
+    // Both go, even if one of them fails.
+    let instance = match instance {
+        Some(i) => i.unregister().await,
+        None => Ok(()),
+    };
+    if let Some(registration) = registration {
+        registration.unregister().await?;
+    }
+    instance
+}
+
+/// The application-level side of a provider: its metadata, where `MetadataService` is served
+/// (on the services' port, on its own, or nowhere), and the registered instance.
+struct AppLevel {
+    /// `MetadataService`, when it answers on the services' port.
+    on_services_port: Option<Arc<MetadataExport>>,
+    /// `MetadataService`'s own listener and what it serves, when it has one.
+    own_port: Option<(TcpListener, Exports)>,
+    registration: InstanceRegistration,
+}
+
+impl AppLevel {
+    async fn start(
+        args: &Args,
+        registry: &str,
+        record: &ProviderRecord,
+        services: &TcpListener,
+        control: &Control,
+    ) -> anyhow::Result<AppLevel> {
+        let ip = services.local_addr()?.ip();
+        let storage = match args.metadata_storage {
+            Storage::Local => MetadataStorage::Local,
+            Storage::Remote => MetadataStorage::Remote,
+        };
+        // Where MetadataService is advertised, and its own listener if it has one.
+        let (advertised, listener) = match (storage, args.metadata_fault, args.metadata_port) {
+            (MetadataStorage::Remote, ..) => (None, None),
+            (_, Some(MetadataFault::Refuse), Some(p)) if p != 0 && p != record.port => {
+                (Some(p), None)
+            }
+            (_, Some(MetadataFault::Refuse), _) => {
+                // A port that was free a moment ago: nothing accepts there.
+                let closed = TcpListener::bind((ip, 0)).await?.local_addr()?.port();
+                (Some(closed), None)
+            }
+            (_, _, Some(p)) if p != record.port => {
+                let listener = TcpListener::bind((ip, p)).await.map_err(|e| {
+                    anyhow::anyhow!("cannot listen on {ip}:{p} for MetadataService: {e}")
+                })?;
+                let port = listener.local_addr()?.port();
+                println!("metadata listening on {}", listener.local_addr()?);
+                (Some(port), Some(listener))
+            }
+            _ => (Some(record.port), None),
+        };
+        if args.metadata_fault == Some(MetadataFault::Mute) {
+            control.mute_metadata.store(true, Ordering::Relaxed);
+        }
+        let configured = args.metadata_port.and(advertised);
+        let info = MetadataInfo::new(&record.application, service_infos(record, configured));
+        let unknown_revision = match args.unknown_revision {
+            Unknown::Null => UnknownRevision::Null,
+            Unknown::Error => UnknownRevision::Error,
+        };
+        let served = (storage == MetadataStorage::Local
+            && args.metadata_fault != Some(MetadataFault::Refuse))
+        .then(|| Arc::new(MetadataExport::new(info.clone(), unknown_revision)));
+        let (on_services_port, own_port) = match listener {
+            Some(listener) => {
+                let exports = Exports {
+                    services: false,
+                    metadata: served,
+                };
+                (None, Some((listener, exports)))
+            }
+            None => (served, None),
+        };
+        let instance = Instance {
+            host: record.host.clone(),
+            port: record.port,
+            application: record.application.clone(),
+            revision: info.revision.clone(),
+            storage,
+            metadata_port: advertised,
+            timestamp_ms: now_ms(),
+        };
+        let registration = InstanceRegistration::register(registry, &instance, &info).await?;
+        println!(
+            "registered instance {} revision {}",
+            registration.path(),
+            info.revision
+        );
+        Ok(AppLevel {
+            on_services_port,
+            own_port,
+            registration,
+        })
+    }
 }
