@@ -4,7 +4,8 @@
 #     guest-examples/hello-js/build.sh
 #
 # Needs only node and npm: componentize-js is a pinned dev dependency (package.json,
-# package-lock.json), installed into node_modules here by `npm ci` when node_modules is missing.
+# package-lock.json), installed into node_modules here by `npm ci` when node_modules is missing
+# or older than package-lock.json.
 #
 # componentize-js needs every WIT package the world uses. They are linked, not copied, into
 # a temporary WIT folder: `wasi:*` 0.2.12 from the wasmtime-wasi-http crate the host builds
@@ -22,7 +23,9 @@ for tool in node npm; do
         exit 1
     fi
 done
-if [[ ! -d $here/node_modules ]]; then
+# Also after package-lock.json changed (npm ci writes node_modules/.package-lock.json).
+lock=$here/package-lock.json
+if [[ ! -d $here/node_modules || $lock -nt $here/node_modules/.package-lock.json ]]; then
     (cd "$here" && npm ci --no-audit --no-fund)
 fi
 componentize_js=$here/node_modules/.bin/componentize-js
