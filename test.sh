@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite, as CI runs it (.ci/run calls exactly this): installs what the tests need
-# (wasm32-wasip2, ZooKeeper, componentize-py), builds the example guests and the workspace once
-# (debug), then runs every test.
+# (wasm32-wasip2, ZooKeeper, componentize-py; componentize-js comes from npm in hello-js's
+# build.sh, which needs node and npm), builds the example guests and the workspace once (debug),
+# then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -26,4 +27,7 @@ fi
 cargo build --workspace --locked
 # After the host build: it reads wasi:http's WIT from the wasmtime-wasi-http crate's sources.
 guest-examples/hello-py/build.sh
+# Needs node and npm only: it installs its pinned componentize-js with `npm ci` (once, into
+# guest-examples/hello-js/node_modules).
+guest-examples/hello-js/build.sh
 cargo test --workspace --locked

@@ -5,7 +5,8 @@
 //!
 //! Run with `cargo bench -p dubbo-wasm-host --bench guest` after building the example guests
 //! (`cd guest-examples && cargo build --release --target wasm32-wasip2`; the Python guest with
-//! `guest-examples/hello-py/build.sh`). Missing guests are skipped with a note.
+//! `guest-examples/hello-py/build.sh`, the JavaScript one with `guest-examples/hello-js/build.sh`).
+//! Missing guests are skipped with a note.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -108,6 +109,10 @@ fn guests(c: &mut Criterion) {
         (
             "hello-py",
             repo_root().join("guest-examples/hello-py/hello_py.wasm"),
+        ),
+        (
+            "hello-js",
+            repo_root().join("guest-examples/hello-js/hello_js.wasm"),
         ),
     ];
     let present: Vec<(&str, PathBuf)> = candidates

@@ -1,6 +1,6 @@
 //! End to end through typed WIT imports: the user-api guest calls `UserService` with records,
-//! lists, options and business exceptions; the Python guest calls the demo service; a CLI guest
-//! runs under `run`. All against the test provider, through the host binary.
+//! lists, options and business exceptions; the Python and JavaScript guests call the demo
+//! service; a CLI guest runs under `run`. All against the test provider, through the host binary.
 
 use std::time::Duration;
 
@@ -111,6 +111,25 @@ fn python_guest_greets_through_the_provider() {
     let guests = http_guest("hello-py", &wasm, "/py", &["demo"]);
     let (_host, addr) = serve(&config(&provider, &guests), "hello-py");
     let (status, body) = http_get(&addr, "/py?name=J%C3%BCrgen");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        format!("Hello Jürgen, response from provider: {provider}")
+    );
+}
+
+#[test]
+fn javascript_guest_greets_through_the_provider() {
+    let wasm = repo_root().join("guest-examples/hello-js/hello_js.wasm");
+    assert!(
+        wasm.exists(),
+        "{} is missing: run guest-examples/hello-js/build.sh (./test.sh does)",
+        wasm.display()
+    );
+    let (_p, provider) = start_provider();
+    let guests = http_guest("hello-js", &wasm, "/js", &["demo"]);
+    let (_host, addr) = serve(&config(&provider, &guests), "hello-js");
+    let (status, body) = http_get(&addr, "/js?name=J%C3%BCrgen");
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
