@@ -5,6 +5,10 @@
 //! each load balancer's `select` over 10 and 100 providers. Invokers are cheap fakes, so only
 //! directory work is measured, never connections.
 //!
+//! Application level (Dubbo 3): 1 000 instances of an application exporting 10 services,
+//! from their Curator JSON records to the directory of a reference to one of the services
+//! (instance records parsed, provider URLs made from one shared `MetadataInfo`, state built).
+//!
 //! Run with `cargo bench -p dubbo-wasm-host --bench directory`. Memory figures come from a
 //! counting global allocator and are printed once, before the timings.
 
@@ -20,6 +24,7 @@ use dubbo_wasm_host::directory::configurator::{self, Configurator};
 use dubbo_wasm_host::directory::{build_state, Directory, DirectoryState};
 use dubbo_wasm_host::hessian2::Value;
 use dubbo_wasm_host::loadbalance::{by_name, NAMES};
+use dubbo_wasm_host::registry::metadata::{provider_urls, Instance, MetadataInfo, ServiceInfo};
 use dubbo_wasm_host::router::{Router, TagRouter};
 use dubbo_wasm_host::rpc::{Invocation, Invoker, ServiceKey};
 use dubbo_wasm_host::testing::ListedInvoker;
@@ -263,5 +268,113 @@ fn list_and_select(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, directory_refresh, list_and_select);
+/// The Curator JSON records of `n` instances of `users-app`, as Java Dubbo 3 writes them.
+fn instance_records(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let host = format!("10.{}.{}.{}", i / 62_500, i / 250 % 250, i % 250 + 1);
+            format!(
+                r#"{{"name":"users-app","id":"{host}:20880","address":"{host}","port":20880,"sslPort":null,"payload":{{"@class":"org.apache.dubbo.registry.zookeeper.ZookeeperInstance","id":"{host}:20880","name":"users-app","metadata":{{"dubbo.endpoints":"[{{\"port\":20880,\"protocol\":\"dubbo\"}}]","dubbo.metadata-service.url-params":"{{\"version\":\"1.0.0\",\"dubbo\":\"2.0.2\",\"release\":\"3.2.16\",\"side\":\"provider\",\"port\":\"20881\",\"protocol\":\"dubbo\"}}","dubbo.metadata.revision":"af0c75f8478316ccc383d74c81099f95","dubbo.metadata.storage-type":"local","timestamp":"1796152250631"}}}},"registrationTimeUTC":1796152251127,"serviceType":"DYNAMIC","uriSpec":null}}"#
+            )
+        })
+        .collect()
+}
+
+/// The metadata of `users-app`'s one revision: `services` services, the first the consumer's.
+fn app_metadata(services: usize) -> MetadataInfo {
+    let services = (0..services)
+        .map(|s| {
+            let name = if s == 0 {
+                INTERFACE.to_string()
+            } else {
+                format!("org.apache.dubbo.samples.Service{s}")
+            };
+            let params = [
+                ("application", "users-app"),
+                ("deprecated", "false"),
+                ("dubbo", "2.0.2"),
+                ("interface", name.as_str()),
+                ("methods", "sayHello,sayHelloAsync"),
+                ("release", "3.2.16"),
+                ("serialization", "hessian2"),
+                ("side", "provider"),
+                ("timeout", "3000"),
+                ("version", "1.0.0"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            let info = ServiceInfo {
+                name: name.clone(),
+                group: None,
+                version: Some("1.0.0".to_string()),
+                protocol: "dubbo".to_string(),
+                port: 20880,
+                path: name.clone(),
+                params,
+            };
+            (format!("{name}:1.0.0:dubbo"), info)
+        })
+        .collect();
+    MetadataInfo {
+        app: "users-app".to_string(),
+        revision: "af0c75f8478316ccc383d74c81099f95".to_string(),
+        services,
+    }
+}
+
+/// Instance records to directory state, as an application-level notification does.
+fn app_refresh(
+    records: &[String],
+    info: &MetadataInfo,
+    consumer: &Url,
+    previous: &Cache,
+) -> (DirectoryState, Cache) {
+    let mut providers = Vec::with_capacity(records.len());
+    for r in records {
+        let instance = Instance::from_json("users-app", r.as_bytes()).expect("bench record parses");
+        providers.extend(provider_urls(consumer, &instance, info));
+    }
+    build_state(consumer, &providers, &[], routers(), previous, &make)
+}
+
+fn application_refresh(c: &mut Criterion) {
+    const INSTANCES: usize = 1_000;
+    const SERVICES: usize = 10;
+    let records = instance_records(INSTANCES);
+    let info = app_metadata(SERVICES);
+    let consumer = consumer();
+    let base = LIVE.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let (state, cache) = app_refresh(&records, &info, &consumer, &HashMap::new());
+    let kept = LIVE.load(Ordering::Relaxed) - base;
+    let peak = PEAK.load(Ordering::Relaxed) - base;
+    println!(
+        "memory, {INSTANCES} instances x {SERVICES} services (1 referenced): state keeps {:.2} MiB ({} B/instance), peak {:.2} MiB; {} providers",
+        kept as f64 / (1024.0 * 1024.0),
+        kept / INSTANCES,
+        peak as f64 / (1024.0 * 1024.0),
+        state.invokers.len()
+    );
+    drop(state);
+    let mut group = c.benchmark_group("application_refresh");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    group.bench_function(BenchmarkId::new("cold", INSTANCES), |b| {
+        b.iter(|| app_refresh(black_box(&records), &info, &consumer, &HashMap::new()))
+    });
+    group.bench_function(BenchmarkId::new("reuse", INSTANCES), |b| {
+        b.iter(|| app_refresh(black_box(&records), &info, &consumer, &cache))
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    directory_refresh,
+    application_refresh,
+    list_and_select
+);
 criterion_main!(benches);

@@ -293,7 +293,7 @@ pub struct Tally {
     pub failed: u64,
     /// The first few failures, each with its status and body or what went wrong.
     pub failures: Vec<String>,
-    /// 200 answers by guest version (`version_of`).
+    /// 200 answers by guest version (`version_of`), or by what the load's classifier says.
     pub versions: BTreeMap<&'static str, u64>,
     /// When the latest request answered 200 by each version was sent.
     pub latest_sent: BTreeMap<&'static str, Instant>,
@@ -306,6 +306,9 @@ pub struct Tally {
 const KEPT_FAILURES: usize = 10;
 
 /// Threads issuing `GET`s to one URL back to back until stopped.
+/// What a load calls a 200 answer, from its body.
+pub type Classify = Arc<dyn Fn(&str) -> &'static str + Send + Sync>;
+
 pub struct Load {
     stop: Arc<AtomicBool>,
     tally: Arc<Mutex<Tally>>,
@@ -314,8 +317,14 @@ pub struct Load {
 }
 
 impl Load {
-    /// Starts `threads` threads sending `GET path` to `addr`.
+    /// Starts `threads` threads sending `GET path` to `addr`, telling answers apart by guest
+    /// version.
     pub fn start(addr: &str, path: &str, threads: usize) -> Load {
+        Load::start_with(addr, path, threads, Arc::new(version_of))
+    }
+
+    /// [`Load::start`], telling answers apart with `classify` (e.g. by provider).
+    pub fn start_with(addr: &str, path: &str, threads: usize, classify: Classify) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let tally = Arc::new(Mutex::new(Tally::default()));
         let sent = Arc::new(AtomicU64::new(0));
@@ -323,6 +332,7 @@ impl Load {
         let threads = (0..threads)
             .map(|_| {
                 let (stop, tally, sent) = (stop.clone(), tally.clone(), sent.clone());
+                let classify = classify.clone();
                 let (addr, path) = (addr.to_string(), path.to_string());
                 std::thread::spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
@@ -330,7 +340,7 @@ impl Load {
                         sent.fetch_add(1, Ordering::Relaxed);
                         let result = exchange(&addr, "GET", &path, &[], &[]);
                         let refused = matches!(result, Err(NoResponse::Refused(_)));
-                        record(&tally, started, at, result);
+                        record(&tally, &*classify, started, at, result);
                         if refused {
                             // Nothing listens: do not spin.
                             std::thread::sleep(Duration::from_millis(5));
@@ -404,6 +414,7 @@ impl Load {
 
 fn record(
     tally: &Mutex<Tally>,
+    classify: &(dyn Fn(&str) -> &'static str + Send + Sync),
     started: Instant,
     sent_at: Instant,
     result: Result<(u16, Vec<u8>), NoResponse>,
@@ -411,7 +422,7 @@ fn record(
     let Ok(mut t) = tally.lock() else { return };
     let failure = match result {
         Ok((200, body)) => {
-            let version = version_of(&String::from_utf8_lossy(&body));
+            let version = classify(&String::from_utf8_lossy(&body));
             t.ok += 1;
             *t.versions.entry(version).or_insert(0) += 1;
             let latest = t.latest_sent.entry(version).or_insert(sent_at);

@@ -255,7 +255,11 @@ impl Discovery {
                 error: Box::new(e),
             };
             if s.register {
-                s.registry.register(&consumer).await.map_err(fail)?;
+                // The registry keeps it and creates it with the next session (a restart with
+                // ZooKeeper down serves from the cache file and registers once it is back).
+                if let Err(e) = s.registry.register(&consumer).await {
+                    tracing::warn!(registry = %s.id, error = %e, "consumer not registered yet; it is registered as soon as the registry answers");
+                }
             }
             let interface = s.registry.subscribe(&consumer).await.map_err(fail)?;
             followed.push(Followed {

@@ -36,6 +36,8 @@ const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 /// Bound on one MetadataService call when the instance does not say (Dubbo's default).
 const METADATA_TIMEOUT: Duration = Duration::from_millis(5000);
+/// How long subscribing waits for the first metadata.
+const FIRST_FETCH: Duration = Duration::from_millis(6000);
 
 /// Revisions a registry keeps in memory for all its subscriptions.
 const MAX_REVISIONS: usize = 4096;
@@ -84,19 +86,53 @@ fn app_names(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Subscribes `consumer` at application level and starts the task that follows it. Never
-/// fails: without ZooKeeper it starts from the cache file (or empty) and follows ZooKeeper once
-/// it answers.
+/// Subscribes `consumer` at application level and starts the task that follows it. Returns
+/// once the first read is done and the metadata of the revisions it found was fetched (or
+/// [`FIRST_FETCH`] passed), so a reference built now sees its providers. Never fails: without
+/// ZooKeeper it starts from the cache file (or empty) and follows ZooKeeper once it answers.
 pub(super) async fn subscribe(
     shared: &Arc<Shared>,
     consumer: &Url,
 ) -> watch::Receiver<Arc<InstanceSnapshot>> {
     let mut d = Discovery::new(shared, consumer);
     d.load_cache().await;
+    let mut sessions = shared.sessions.subscribe();
+    let session = sessions.borrow_and_update().clone();
+    let mut first = First {
+        session,
+        watches: JoinSet::new(),
+        fetches: JoinSet::new(),
+        armed: false,
+    };
+    if let Some(client) = first.session.client.clone() {
+        match d.arm_all(&client, &mut first.watches).await {
+            Ok(()) => first.armed = true,
+            Err(error) => {
+                tracing::warn!(registry = %shared.address, %error, "cannot read the application-level instances yet; retrying")
+            }
+        }
+    }
+    d.fetch_missing(first.session.client.as_ref(), &mut first.fetches);
+    let deadline = tokio::time::Instant::now() + FIRST_FETCH;
+    while !d.fetching.is_empty() {
+        match tokio::time::timeout_at(deadline, first.fetches.join_next()).await {
+            Ok(Some(Ok(Event::Fetched(key, result)))) => d.fetched(key, result, &mut first.fetches),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
     let (tx, rx) = watch::channel(Arc::new(d.snapshot()));
-    let sessions = shared.sessions.subscribe();
-    tokio::spawn(d.run(sessions, tx));
+    tokio::spawn(d.run(sessions, tx, first));
     rx
+}
+
+/// What `subscribe` did before the task took over.
+struct First {
+    session: Session,
+    watches: JoinSet<Event>,
+    fetches: JoinSet<Event>,
+    /// Whether every watch is armed in `session`.
+    armed: bool,
 }
 
 /// One application-level subscription: what it follows and what it knows.
@@ -504,20 +540,28 @@ impl Discovery {
         mut self,
         mut sessions: watch::Receiver<Session>,
         out: watch::Sender<Arc<InstanceSnapshot>>,
+        first: First,
     ) {
         // Fetches outlive sessions: their results stay good.
-        let mut fetches: JoinSet<Event> = JoinSet::new();
+        let mut fetches = first.fetches;
+        let mut armed_first = first.armed.then_some((first.session, first.watches));
         loop {
-            let session = sessions.borrow_and_update().clone();
-            let mut watches: JoinSet<Event> = JoinSet::new();
-            self.armed.clear();
-            let client = session.client.clone();
-            if let Some(client) = &client {
-                if let Err(error) = self.arm_all(client, &mut watches).await {
-                    tracing::warn!(registry = %self.shared.address, %error, "cannot follow application-level instances yet; retrying");
-                    retry_later(&mut watches, Event::Mapping);
+            let (session, mut watches) = match armed_first.take() {
+                Some(armed) => armed,
+                None => {
+                    let session = sessions.borrow_and_update().clone();
+                    let mut watches: JoinSet<Event> = JoinSet::new();
+                    self.armed.clear();
+                    if let Some(client) = &session.client {
+                        if let Err(error) = self.arm_all(client, &mut watches).await {
+                            tracing::warn!(registry = %self.shared.address, %error, "cannot follow application-level instances yet; retrying");
+                            retry_later(&mut watches, Event::Mapping);
+                        }
+                    }
+                    (session, watches)
                 }
-            }
+            };
+            let client = session.client.clone();
             self.fetch_missing(client.as_ref(), &mut fetches);
             self.publish(&out);
             loop {
