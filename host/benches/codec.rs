@@ -175,7 +175,7 @@ fn dubbo_frames(c: &mut Criterion) {
         attachments: Vec::new(),
     };
     let mut out = BytesMut::new();
-    encode_request(&mut out, 1, true, &service, &inv, 3000);
+    encode_request(&mut out, 1, true, &service, None, &inv, 3000);
     assert_eq!(&out[..], &dubbo_vector("req_sayhello.bin")[..]);
     let mut group = c.benchmark_group("dubbo_encode");
     group.throughput(Throughput::Bytes(out.len() as u64));
@@ -191,6 +191,7 @@ fn dubbo_frames(c: &mut Criterion) {
                 id,
                 true,
                 black_box(&service),
+                None,
                 black_box(&inv),
                 3000,
             );

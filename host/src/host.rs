@@ -120,7 +120,9 @@ pub(crate) fn by_id(sessions: &Sessions) -> HashMap<String, Arc<dyn Registry>> {
 pub async fn build_references(config: &Config) -> Result<References, HostError> {
     let pool = Arc::new(ConnectionPool::default());
     let sessions = connect_registries(config, &Sessions::new()).await?;
-    Ok(References::build(config, &pool, &by_id(&sessions)).await?)
+    let refs = References::build(config, &pool, &by_id(&sessions)).await?;
+    refs.check().await?;
+    Ok(refs)
 }
 
 /// A consumer registration: (registry id, consumer URL as registered).

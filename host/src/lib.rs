@@ -3,6 +3,7 @@
 //! call: guest → `wasm` binding → `reference` → `protocol::dubbo` → socket, and back.
 
 pub mod admin;
+pub mod bench;
 pub mod check;
 pub mod cluster;
 pub mod config;

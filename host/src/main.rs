@@ -12,7 +12,7 @@ use dubbo_wasm_host::hessian2::{Map, Value};
 use dubbo_wasm_host::host::build_references;
 use dubbo_wasm_host::protocol::dubbo::ConnectionPool;
 use dubbo_wasm_host::reference::Reference;
-use dubbo_wasm_host::rpc::RpcError;
+use dubbo_wasm_host::rpc::{Invocation, RpcError};
 use dubbo_wasm_host::url::Url;
 use dubbo_wasm_host::wasm::new_engine;
 use serde::Deserialize;
@@ -47,6 +47,10 @@ enum Command {
     /// (like Dubbo's telnet `invoke`).
     #[command(after_help = CALL_HELP)]
     Call(Box<CallArgs>),
+    /// Load a Dubbo service with calls of one method and report calls/s, latency
+    /// percentiles and errors by kind, through the same reference a guest uses.
+    #[command(after_help = BENCH_HELP)]
+    Bench(Box<BenchArgs>),
     /// Run a `wasi:cli/run` guest once and exit with its exit code.
     Run {
         /// The TOML configuration file (references, and the guest's settings if named there).
@@ -60,6 +64,15 @@ enum Command {
         args: Vec<String>,
     },
 }
+
+const BENCH_HELP: &str = r#"Arguments and types follow `call` (see `dubbo-wasm-host call --help`).
+
+Examples:
+  dubbo-wasm-host bench --url dubbo://127.0.0.1:20880 \
+      --interface org.apache.dubbo.demo.DemoService --version 1.0.0 \
+      -c 64 -d 10s sayHello '["world"]'
+  dubbo-wasm-host bench --config host.toml --reference users --rate 5000 \
+      getUser --types long '[7]' --json"#;
 
 const CALL_HELP: &str = r#"Without --types, each parameter type is inferred from its JSON argument:
   string -> java.lang.String, integer -> int (long if it does not fit an int),
@@ -81,9 +94,10 @@ Examples:
   dubbo-wasm-host call --config host.toml --reference users \
       getUser --types long '[9007199254740993]'"#;
 
-/// The options of `call`.
+/// What to call: a reference (from `--config`) or a provider URL and interface, and the
+/// method with its arguments. Shared by `call` and `bench`.
 #[derive(Args)]
-struct CallArgs {
+struct Target {
     /// Provider address, dubbo://HOST:PORT (several separated by `;`).
     #[arg(
         long,
@@ -113,14 +127,53 @@ struct CallArgs {
     /// Parameter types as Java names, comma-separated, e.g. long,java.lang.String,org.x.User.
     #[arg(long, value_name = "T1,T2,...")]
     types: Option<String>,
-    /// Also print the attachments the provider sent back, as JSON on stderr.
-    #[arg(long)]
-    attachments: bool,
     /// Method name, e.g. sayHello.
     method: String,
     /// The arguments as one JSON array, e.g. '["world", 42]' [default: no arguments].
     #[arg(value_name = "ARGS_JSON_ARRAY")]
     args: Option<String>,
+}
+
+/// The options of `call`.
+#[derive(Args)]
+struct CallArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Also print the attachments the provider sent back, as JSON on stderr.
+    #[arg(long)]
+    attachments: bool,
+}
+
+/// The options of `bench`.
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Callers (closed loop), or calls in flight at most (with --rate).
+    #[arg(short = 'c', long, default_value_t = 16)]
+    concurrency: usize,
+    /// How long to call, e.g. 10s, 500ms, 2m.
+    #[arg(short = 'd', long, default_value = "10s", value_parser = dubbo_wasm_host::bench::parse_duration)]
+    duration: std::time::Duration,
+    /// Calls before counting starts (connections, caches), e.g. 1s; 0s for none.
+    #[arg(long, default_value = "1s", value_parser = parse_warmup)]
+    warmup: std::time::Duration,
+    /// Connections of its own per provider (Dubbo's `connections`) [default: one shared].
+    #[arg(long, value_name = "N")]
+    connections: Option<u32>,
+    /// Calls started per second, whatever the latency (open loop) [default: closed loop].
+    #[arg(long, value_name = "CALLS_PER_SEC")]
+    rate: Option<f64>,
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_warmup(text: &str) -> Result<std::time::Duration, String> {
+    if text.trim().trim_end_matches(['s', 'm']).trim() == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    dubbo_wasm_host::bench::parse_duration(text)
 }
 
 fn main() -> ExitCode {
@@ -150,6 +203,7 @@ fn main() -> ExitCode {
                 .map_err(anyhow::Error::from),
             Command::Check { config } => Ok(dubbo_wasm_host::check::run(&config).await),
             Command::Call(args) => call(*args).await,
+            Command::Bench(args) => bench(*args).await,
             Command::Run {
                 config,
                 guest,
@@ -179,14 +233,17 @@ fn error_chain(e: &anyhow::Error) -> String {
     text
 }
 
-/// One generic call: exit 0 with the JSON result on stdout, 1 on an rpc error, 2 on a usage
-/// error, each error as one line on stderr.
-async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
-    let usage = |message: String| {
-        eprintln!("error: {message}");
-        Ok(ExitCode::from(2))
-    };
-    let json_args = match serde_json::from_str(args.args.as_deref().unwrap_or("[]")) {
+/// A usage error: printed as one line, exit status 2.
+struct Usage(String);
+
+/// The reference and the invocation `target` names. The reference registers no consumer and
+/// needs no provider at startup; `connections` gives it its own per provider.
+async fn prepare(
+    target: &Target,
+    connections: Option<u32>,
+) -> anyhow::Result<Result<(Arc<Reference>, Invocation), Usage>> {
+    let usage = |message: String| Ok(Err(Usage(message)));
+    let json_args = match serde_json::from_str(target.args.as_deref().unwrap_or("[]")) {
         Ok(serde_json::Value::Array(a)) => a,
         Ok(other) => {
             return usage(format!(
@@ -199,15 +256,19 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
             ))
         }
     };
-    let types = match &args.types {
+    let types = match &target.types {
         Some(t) => dubbo_wasm_host::java::split_type_list(t),
+        // `$echo(Object)`, as Dubbo's EchoService declares it.
+        None if target.method == generic::ECHO => {
+            vec!["java.lang.Object".to_string(); json_args.len()]
+        }
         None => json_args.iter().map(generic::infer_java_type).collect(),
     };
-    let invocation = match generic::invocation(&args.method, &types, &json_args) {
+    let invocation = match generic::invocation(&target.method, &types, &json_args) {
         Ok(inv) => inv,
         Err(e) => return usage(e.to_string()),
     };
-    let reference = match (&args.config, &args.reference) {
+    let reference = match (&target.config, &target.reference) {
         (Some(path), Some(id)) => {
             let config = match Config::load(path) {
                 Ok(c) => c,
@@ -223,10 +284,12 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
                     ids.join(", ")
                 ));
             };
-            if args.timeout.is_some() {
-                cfg.timeout = args.timeout;
+            if target.timeout.is_some() {
+                cfg.timeout = target.timeout;
             }
-            // A one-off call registers no consumer and needs no provider at startup.
+            if connections.is_some() {
+                cfg.connections = connections;
+            }
             cfg.register = Some(false);
             cfg.check = Some(false);
             match build_references(&config).await {
@@ -235,7 +298,7 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
             }
         }
         _ => {
-            let (Some(raw), Some(interface)) = (&args.url, &args.interface) else {
+            let (Some(raw), Some(interface)) = (&target.url, &target.interface) else {
                 return usage("give --url and --interface, or --config and --reference".into());
             };
             let url = if raw.contains("://") {
@@ -253,16 +316,30 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
             let cfg = ReferenceConfig::deserialize(serde_json::json!({
                 "id": "call",
                 "interface": interface,
-                "version": args.version,
-                "group": args.group,
+                "version": target.version,
+                "group": target.group,
                 "url": url,
-                "timeout": args.timeout.unwrap_or(3000),
+                "timeout": target.timeout.unwrap_or(3000),
+                "connections": connections,
             }))
             .context("reference from the command line")?;
             match Reference::build(&cfg, &Arc::new(ConnectionPool::default())) {
                 Ok(r) => Arc::new(r),
                 Err(e) => return usage(e.to_string()),
             }
+        }
+    };
+    Ok(Ok((reference, invocation)))
+}
+
+/// One generic call: exit 0 with the JSON result on stdout, 1 on an rpc error, 2 on a usage
+/// error, each error as one line on stderr.
+async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
+    let (reference, invocation) = match prepare(&args.target, None).await? {
+        Ok(ready) => ready,
+        Err(Usage(message)) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(2));
         }
     };
     match reference.invoke(&invocation).await {
@@ -291,6 +368,42 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// `bench`: calls as the options say, a progress line a second on stderr, then the report
+/// (text, or `--json` on stdout); exit 1 when every call failed, 2 on a usage error.
+async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let (reference, invocation) = match prepare(&args.target, args.connections).await? {
+        Ok(ready) => ready,
+        Err(Usage(message)) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        eprintln!("error: --rate must be a number of calls per second above 0");
+        return Ok(ExitCode::from(2));
+    }
+    let opts = dubbo_wasm_host::bench::BenchOptions {
+        concurrency: args.concurrency.max(1),
+        duration: args.duration,
+        warmup: args.warmup,
+        rate: args.rate,
+        progress: true,
+    };
+    let report = dubbo_wasm_host::bench::run(reference, invocation, &opts).await;
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = if args.json {
+        writeln!(out, "{}", report.json())
+    } else {
+        write!(out, "{}", report.text())
+    };
+    Ok(if report.calls > 0 && report.failed() == report.calls {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `<kind>: <message>`, with a business exception's message as `<class>: <message>`.

@@ -3,15 +3,17 @@
 //! method — and `invoke`, the entry point the Wasm bindings call.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, Weak};
+
+use arc_swap::ArcSwap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::cluster::{self, ClusterKind, FailbackQueue, MethodPolicy};
+use crate::cluster::mock::{Mock, Realize};
+use crate::cluster::{self, FailbackQueue, MethodPolicy};
 use crate::config::{Config, MethodConfig, ReferenceConfig};
 use crate::directory::discovery::{Discovery, FollowError, MakeInvoker, Refresh, Source, Zone};
-use crate::directory::Directory;
+use crate::directory::{Directory, DirectoryState};
 use crate::java::lower_camel;
-use crate::loadbalance;
 use crate::metrics::ReferenceMetrics;
 use crate::protocol::dubbo::{ConnectionConfig, ConnectionPool, DubboInvoker, SharedClient};
 use crate::registry::Registry;
@@ -25,10 +27,15 @@ pub enum ReferenceError {
     #[error("reference `{id}`: {message}")]
     Invalid { id: String, message: String },
     #[error(
-        "reference `{id}`: no provider available for {service} (check = true)\n  fix: {}",
+        "reference `{id}`: no provider available for {service} (check = true): {detail}\n  fix: {}",
         NO_PROVIDER_FIX
     )]
-    NoProvider { id: String, service: String },
+    NoProvider {
+        id: String,
+        service: String,
+        /// What was listed and tried.
+        detail: String,
+    },
     #[error("reference `{id}`: {error}")]
     Registry { id: String, error: FollowError },
 }
@@ -49,9 +56,13 @@ impl ReferenceError {
     /// What is wrong, without the fix.
     pub fn problem(&self) -> String {
         match self {
-            ReferenceError::NoProvider { id, service } => {
-                format!("reference `{id}`: no provider available for {service} (check = true)")
-            }
+            ReferenceError::NoProvider {
+                id,
+                service,
+                detail,
+            } => format!(
+                "reference `{id}`: no provider available for {service} (check = true): {detail}"
+            ),
             other => other.to_string(),
         }
     }
@@ -64,6 +75,11 @@ impl ReferenceError {
         }
     }
 }
+
+/// Dubbo's default call timeout, also how long `check = true` waits for a connection.
+const DEFAULT_TIMEOUT_MS: u64 = 1000;
+/// How often `check = true` looks whether a provider is connected.
+const CHECK_POLL: Duration = Duration::from_millis(10);
 
 /// Makes invokers for provider URLs of one reference.
 struct ProviderFactory {
@@ -83,7 +99,7 @@ impl ProviderFactory {
                 .map(|_| Arc::new(SharedClient::new(url.address(), self.conn_cfg.clone())))
                 .collect()
         };
-        let invoker = DubboInvoker::new(url, self.service.clone(), clients);
+        let invoker = DubboInvoker::new(url, &self.service.interface, clients);
         if !self.lazy {
             invoker.connect_in_background();
         }
@@ -98,7 +114,8 @@ pub struct Reference {
     wit: Option<String>,
     consumer: Url,
     directory: Arc<Directory>,
-    policies: RwLock<HashMap<Arc<str>, Arc<MethodPolicy>>>,
+    /// Method policies of the provider set the directory holds now.
+    policies: ArcSwap<Policies>,
     failback: FailbackQueue,
     check: bool,
     /// What follows the registries; it stops with the reference.
@@ -151,6 +168,9 @@ pub fn consumer_url(application: &str, cfg: &ReferenceConfig) -> Url {
     opt("sticky", cfg.sticky.map(|v| v.to_string()));
     opt("connections", cfg.connections.map(|v| v.to_string()));
     opt("lazy", cfg.lazy.map(|v| v.to_string()));
+    opt("mock", cfg.mock.clone());
+    opt("merger", cfg.merger.clone());
+    opt("actives", cfg.actives.map(|v| v.to_string()));
     for (wit_name, m) in &cfg.methods {
         let java = m.java_name.clone().unwrap_or_else(|| lower_camel(wit_name));
         let mut method_opt = |k: &str, v: Option<String>| {
@@ -164,6 +184,11 @@ pub fn consumer_url(application: &str, cfg: &ReferenceConfig) -> Url {
         method_opt("cluster", m.cluster.clone());
         method_opt("sticky", m.sticky.map(|v| v.to_string()));
         method_opt("forks", m.forks.map(|v| v.to_string()));
+        method_opt("mock", m.mock.clone());
+        method_opt("merger", m.merger.clone());
+        method_opt("actives", m.actives.map(|v| v.to_string()));
+        method_opt("return", m.return_value.map(|v| v.to_string()));
+        method_opt("sent", m.sent.map(|v| v.to_string()));
     }
     for (k, v) in &cfg.parameters {
         p.insert(k.clone(), v.clone());
@@ -245,7 +270,7 @@ impl Reference {
             wit: cfg.wit.clone(),
             consumer,
             directory,
-            policies: RwLock::new(HashMap::new()),
+            policies: ArcSwap::from_pointee(Policies::default()),
             failback: FailbackQueue::default(),
             check: cfg.check.unwrap_or(true),
             discovery: Mutex::new(None),
@@ -333,56 +358,118 @@ impl Reference {
         &self.registry_ids
     }
 
-    /// Whether `check = true` and no provider is listed: Dubbo refuses to start then.
-    fn check_failed(&self) -> bool {
-        self.check && self.directory.state().invokers.is_empty()
+    /// Dubbo's `checkInvokerAvailable` for `check = true`: waits up to `limit` for a listed
+    /// provider to be connected (a lazy reference's providers count once listed, since they
+    /// connect on the first call); `Err` says what was listed and what its connections said.
+    async fn check_available(&self, limit: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let state = self.directory.state();
+            let ready = state.invokers.iter().any(|i| {
+                let (open, configured) = i.connections();
+                i.is_available() && (configured == 0 || open > 0 || self.factory.lazy)
+            });
+            if ready {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                if state.invokers.is_empty() {
+                    return Err("no provider is listed".to_string());
+                }
+                let tried: Vec<String> = state
+                    .invokers
+                    .iter()
+                    .map(|i| match i.connect_error() {
+                        Some(e) => format!("{} ({e})", i.url().address()),
+                        None => format!("{} (not connected)", i.url().address()),
+                    })
+                    .collect();
+                return Err(format!(
+                    "none of the listed providers accepted a connection within {} ms: {}",
+                    limit.as_millis(),
+                    tried.join(", ")
+                ));
+            }
+            tokio::time::sleep(CHECK_POLL).await;
+        }
     }
 
-    fn policy(&self, method: &Arc<str>) -> Arc<MethodPolicy> {
-        if let Some(p) = self
-            .policies
-            .read()
-            .ok()
-            .and_then(|m| m.get(method).cloned())
-        {
-            return p;
+    /// The policy of `method` for the provider set `state`: resolved once per set (a
+    /// configurator or a new provider makes a new set), then read without a lock.
+    fn policy(&self, state: &Arc<DirectoryState>, method: &Arc<str>) -> Arc<MethodPolicy> {
+        let current = self.policies.load();
+        if current.is_for(state) {
+            if let Some(p) = current.by_method.get(method) {
+                return p.clone();
+            }
         }
-        let u = &self.consumer;
-        let cluster = u
-            .method_param(method, "cluster")
-            .and_then(ClusterKind::by_name)
-            .unwrap_or(ClusterKind::Failover);
-        let default_retries = if cluster == ClusterKind::Failback {
-            3
-        } else {
-            2
-        };
-        let lb_name = u.method_param(method, "loadbalance").unwrap_or("random");
-        let lb = loadbalance::by_name(lb_name)
-            .or_else(|| loadbalance::by_name("random"))
-            .expect("random load balancing always exists");
-        let policy = Arc::new(MethodPolicy::new(
-            cluster,
-            lb,
-            u.method_param_i64(method, "retries", default_retries)
-                .max(0) as u32,
-            u.method_param_i64(method, "forks", 2).max(0) as usize,
-            u.method_param(method, "sticky")
-                .is_some_and(|v| v == "true"),
-        ));
-        if let Ok(mut m) = self.policies.write() {
-            m.insert(method.clone(), policy.clone());
-        }
+        let consumer = state.consumer.as_ref().unwrap_or(&self.consumer);
+        let invoker = state.invokers.first().map_or(consumer, |i| i.url());
+        let policy = Arc::new(MethodPolicy::resolve(method, invoker, consumer));
+        self.policies.rcu(|old| {
+            let mut by_method = if old.is_for(state) {
+                old.by_method.clone()
+            } else {
+                HashMap::new()
+            };
+            by_method.insert(method.clone(), policy.clone());
+            Policies {
+                state: Arc::downgrade(state),
+                by_method,
+            }
+        });
         policy
     }
 
     /// Calls the service as the reference's cluster, router and load-balancing settings say.
     pub async fn invoke(&self, inv: &Invocation) -> Result<RpcResult, RpcError> {
+        self.invoke_typed(inv, None).await
+    }
+
+    /// [`Reference::invoke`] for a caller that declares the method's return type, so that a
+    /// mock's value is realized into it as a provider's reply would be.
+    pub async fn invoke_typed(
+        &self,
+        inv: &Invocation,
+        returns: Option<&dyn Realize>,
+    ) -> Result<RpcResult, RpcError> {
         let call = self.metrics.begin(&inv.method);
-        let policy = self.policy(&inv.method);
-        let result = cluster::invoke(&self.directory, &policy, &self.failback, inv).await;
+        let state = self.directory.state();
+        let policy = self.policy(&state, &inv.method);
+        drop(state);
+        let result = match &policy.mock {
+            Some(mock @ Mock::Force(_)) => {
+                call.mocked();
+                mock.answer(returns)
+            }
+            Some(mock) => {
+                match cluster::invoke(&self.directory, &policy, &self.failback, inv).await {
+                    Err(e) if mock.answers(&e) => {
+                        tracing::debug!(reference = %self.id, method = %inv.method, error = %e, "call failed; the mock answers");
+                        call.mocked();
+                        mock.answer(returns)
+                    }
+                    other => other,
+                }
+            }
+            None => cluster::invoke(&self.directory, &policy, &self.failback, inv).await,
+        };
         call.finish(&result);
         result
+    }
+}
+
+/// The method policies resolved for one provider set.
+#[derive(Default)]
+struct Policies {
+    /// The directory state they were resolved for.
+    state: Weak<DirectoryState>,
+    by_method: HashMap<Arc<str>, Arc<MethodPolicy>>,
+}
+
+impl Policies {
+    fn is_for(&self, state: &Arc<DirectoryState>) -> bool {
+        std::ptr::eq(self.state.as_ptr(), Arc::as_ptr(state))
     }
 }
 
@@ -431,13 +518,23 @@ impl Reference {
                 *d = Some(discovery);
             }
         }
-        if r.check_failed() {
-            return Err(ReferenceError::NoProvider {
-                id: c.id.clone(),
-                service: r.service.to_string(),
-            });
-        }
         Ok(r)
+    }
+
+    /// `check = true`: fails unless a provider is available within the reference's
+    /// `timeout` (Java's default 1000 ms when unset); `check = false` passes at once.
+    async fn checked(&self) -> Result<(), ReferenceError> {
+        if !self.check {
+            return Ok(());
+        }
+        let limit = Duration::from_millis(self.consumer.param_u64("timeout", DEFAULT_TIMEOUT_MS));
+        self.check_available(limit)
+            .await
+            .map_err(|detail| ReferenceError::NoProvider {
+                id: self.id.clone(),
+                service: self.service.to_string(),
+                detail,
+            })
     }
 }
 
@@ -453,19 +550,32 @@ pub struct References {
 impl References {
     /// Builds every configured reference over one shared connection pool, subscribing
     /// registry references through `registries` (by `[[registry]]` id) and registering their
-    /// consumers. Fails on `check = true` references without providers.
+    /// consumers. It does not wait for providers: [`References::check`] does, once the
+    /// caller has finished its local checks (guests, listeners), so those fail first.
     pub async fn build(
         config: &Config,
         pool: &Arc<ConnectionPool>,
         registries: &HashMap<String, Arc<dyn Registry>>,
     ) -> Result<References, ReferenceError> {
-        References::rebuild(config, pool, registries, &References::default(), &|_| false).await
+        let (refs, _) =
+            References::assemble(config, pool, registries, &References::default(), &|_| false)
+                .await?;
+        Ok(refs)
+    }
+
+    /// Java's startup check: fails on the first `check = true` reference without an
+    /// available provider. All references wait at once, so the check takes the longest
+    /// `timeout`, not their sum.
+    pub async fn check(&self) -> Result<(), ReferenceError> {
+        futures_util::future::try_join_all(self.by_id.values().map(|r| r.checked())).await?;
+        Ok(())
     }
 
     /// Builds the references of `config` like [`References::build`], but keeps from `old`
     /// every reference for which `unchanged(id)` holds — with its directory, subscriptions
     /// and connections — so a config reload disturbs only what changed. New references share
     /// `pool`, so one still using a kept reference's provider address shares its connection.
+    /// New and changed references are checked as [`References::check`] does.
     pub async fn rebuild(
         config: &Config,
         pool: &Arc<ConnectionPool>,
@@ -473,24 +583,40 @@ impl References {
         old: &References,
         unchanged: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<References, ReferenceError> {
+        let (refs, fresh) = References::assemble(config, pool, registries, old, unchanged).await?;
+        futures_util::future::try_join_all(fresh.iter().map(|r| r.checked())).await?;
+        Ok(refs)
+    }
+
+    /// The references of `config`, and those of them built anew (not kept from `old`).
+    async fn assemble(
+        config: &Config,
+        pool: &Arc<ConnectionPool>,
+        registries: &HashMap<String, Arc<dyn Registry>>,
+        old: &References,
+        unchanged: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<(References, Vec<Arc<Reference>>), ReferenceError> {
         let mut by_id = HashMap::new();
+        let mut fresh = Vec::new();
         for c in &config.references {
             if let Some(kept) = old.get(&c.id).filter(|_| unchanged(&c.id)) {
                 by_id.insert(c.id.clone(), kept.clone());
                 continue;
             }
-            let r = Reference::subscribed(config, c, pool, registries).await?;
-            by_id.insert(c.id.clone(), Arc::new(r));
+            let r = Arc::new(Reference::subscribed(config, c, pool, registries).await?);
+            fresh.push(r.clone());
+            by_id.insert(c.id.clone(), r);
         }
         let mut registries: Vec<(String, Arc<dyn Registry>)> = registries
             .iter()
             .map(|(id, r)| (id.clone(), r.clone()))
             .collect();
         registries.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(References {
+        let refs = References {
             by_id: Arc::new(by_id),
             registries,
-        })
+        };
+        Ok((refs, fresh))
     }
 
     /// The reference with this id.

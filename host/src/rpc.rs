@@ -159,6 +159,10 @@ pub trait Invoker: Send + Sync {
     fn connections(&self) -> (usize, usize) {
         (0, 0)
     }
+    /// Why the provider cannot be connected to, when the last attempt failed.
+    fn connect_error(&self) -> Option<RpcError> {
+        None
+    }
 }
 
 /// Per-provider call counters (Dubbo's `RpcStatus`): calls in flight, and the count and total

@@ -70,6 +70,8 @@ pub async fn serve(config_path: &Path) -> Result<(), HostError> {
     };
     let listener = TcpListener::bind(listen).await.map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
+    // Local problems (guests, ports) are reported before waiting on providers.
+    host.references().check().await?;
     let admin = start_admin(&config, &host).await?;
 
     let (changed_tx, mut changed_rx) = mpsc::unbounded_channel();

@@ -35,7 +35,7 @@ pub const SERVED: &[(&str, &str)] = &[
     (DEMO_SERVICE, "sayHello"),
     (
         USER_SERVICE,
-        "echo,echoLong,echoMap,fail,findByName,getUser,listUsers",
+        "echo,echoLong,echoMap,fail,findByName,getUser,listUsers,notify",
     ),
 ];
 

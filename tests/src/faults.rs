@@ -4,7 +4,7 @@
 //! lines on stdin: `readonly`, `writable`, `close`, `garbage`, `heartbeat`, `mute-heartbeats`,
 //! `answer-heartbeats`, `mute-metadata`, `answer-metadata` (whether `MetadataService` calls get
 //! a reply), and `stats`, which prints
-//! `stats accepted=N requests=N heartbeat-replies=N metadata-calls=N`.
+//! `stats accepted=N requests=N heartbeat-replies=N metadata-calls=N max-in-flight=N`.
 
 use std::io::BufRead;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -45,6 +45,9 @@ pub struct Control {
     pub metadata_calls: AtomicU64,
     /// Whether `MetadataService` calls go unanswered (other calls are still answered).
     pub mute_metadata: AtomicBool,
+    /// Requests being served now, and the most ever served at once.
+    pub in_flight: AtomicU64,
+    pub max_in_flight: AtomicU64,
     commands: broadcast::Sender<Command>,
 }
 
@@ -57,6 +60,8 @@ impl Default for Control {
             mute_heartbeats: AtomicBool::new(false),
             metadata_calls: AtomicU64::new(0),
             mute_metadata: AtomicBool::new(false),
+            in_flight: AtomicU64::new(0),
+            max_in_flight: AtomicU64::new(0),
             commands: broadcast::channel(64).0,
         }
     }
@@ -71,11 +76,12 @@ impl Control {
     /// The counters as one line.
     pub fn stats_line(&self) -> String {
         format!(
-            "stats accepted={} requests={} heartbeat-replies={} metadata-calls={}",
+            "stats accepted={} requests={} heartbeat-replies={} metadata-calls={} max-in-flight={}",
             self.accepted.load(Ordering::Relaxed),
             self.requests.load(Ordering::Relaxed),
             self.heartbeat_replies.load(Ordering::Relaxed),
-            self.metadata_calls.load(Ordering::Relaxed)
+            self.metadata_calls.load(Ordering::Relaxed),
+            self.max_in_flight.load(Ordering::Relaxed)
         )
     }
 

@@ -34,6 +34,8 @@ pub struct Exports {
     pub services: bool,
     /// Dubbo's `MetadataService`, if it is exported on this listener.
     pub metadata: Option<Arc<MetadataExport>>,
+    /// The `token` every call of the services must carry (Dubbo's `TokenFilter`), if any.
+    pub token: Option<String>,
 }
 
 impl Exports {
@@ -42,6 +44,7 @@ impl Exports {
         Exports {
             services: true,
             metadata: None,
+            token: None,
         }
     }
 }
@@ -91,6 +94,23 @@ pub async fn serve_delayed(
     delay: Duration,
 ) -> std::io::Result<()> {
     serve_exports(listener, control, delay, Exports::services()).await
+}
+
+/// Counts a request in flight for as long as it lives.
+struct InFlight<'a>(&'a Control);
+
+impl<'a> InFlight<'a> {
+    fn start(control: &'a Control) -> InFlight<'a> {
+        let now = control.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        control.max_in_flight.fetch_max(now, Ordering::Relaxed);
+        InFlight(control)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Like `serve_delayed`, serving what `exports` says on this listener. Connections to a
@@ -171,7 +191,9 @@ async fn serve_connection(
                 let tx = tx.clone();
                 let local = local.clone();
                 let exports = exports.clone();
+                let control = control.clone();
                 tokio::spawn(async move {
+                    let _counted = (!h.is_event()).then(|| InFlight::start(&control));
                     let faults = match &request {
                         Some(Ok(req)) => CallFaults::of_request(req),
                         _ => CallFaults::default(),
@@ -288,6 +310,19 @@ fn dispatch(req: &DecodedRequest, local: &str, exports: &Exports) -> Result<Valu
             return metadata_service(req, metadata, local);
         }
     } else if exports.services {
+        if let Some(token) = &exports.token {
+            let given = req.attachment("token").unwrap_or_default();
+            if given != token {
+                // Dubbo's TokenFilter throws this RpcException, which reaches the consumer.
+                return Err(Failure::Thrown {
+                    class_name: "org.apache.dubbo.rpc.RpcException".to_string(),
+                    message: format!(
+                        "Invalid token! Forbid invoke remote service interface {} method {}() from consumer to provider {local}, consumer incorrect token is {given}",
+                        req.path, req.method
+                    ),
+                });
+            }
+        }
         return invoke(req, local);
     }
     Err(not_exported(req, local))
@@ -347,6 +382,9 @@ fn invoke(req: &DecodedRequest, local: &str) -> Result<Value, Failure> {
     );
     // Like Java, a method is found by its name and its parameter descriptors.
     match (path, method, types, req.args.as_slice()) {
+        // Dubbo's EchoFilter answers `$echo` of any exported service with its argument.
+        (DEMO_SERVICE | USER_SERVICE, "$echo", _, [v]) => Ok(v.clone()),
+        (USER_SERVICE, "notify", "Ljava/lang/String;", [_]) => Ok(Value::Null),
         (DEMO_SERVICE, "sayHello", _, [Value::String(name)]) => Ok(Value::String(format!(
             "Hello {name}, response from provider: {local}"
         ))),

@@ -47,6 +47,11 @@ impl ProviderRecord {
     /// The provider URL as the Java demo provider registers it:
     /// `dubbo://HOST:PORT/org.apache.dubbo.demo.DemoService?anyhost=false&application=..&dubbo=2.0.2&interface=..&methods=sayHello&side=provider&timestamp=..`.
     pub fn url(&self) -> Url {
+        self.url_of(DEMO_SERVICE, "sayHello")
+    }
+
+    /// The provider URL of `interface` (with its `methods`), registered the same way.
+    pub fn url_of(&self, interface: &str, methods: &str) -> Url {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis())
@@ -55,8 +60,8 @@ impl ProviderRecord {
             ("anyhost", "false".to_string()),
             ("application", self.application.clone()),
             ("dubbo", "2.0.2".to_string()),
-            ("interface", DEMO_SERVICE.to_string()),
-            ("methods", "sayHello".to_string()),
+            ("interface", interface.to_string()),
+            ("methods", methods.to_string()),
             ("side", "provider".to_string()),
             ("timestamp", now_ms.to_string()),
         ];
@@ -73,7 +78,7 @@ impl ProviderRecord {
             protocol: "dubbo".to_string(),
             host: self.host.clone(),
             port: self.port,
-            path: DEMO_SERVICE.to_string(),
+            path: interface.to_string(),
             params: params
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))

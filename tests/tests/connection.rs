@@ -65,9 +65,9 @@ async fn replies_are_matched_by_id_when_they_arrive_out_of_order() {
     let fast_inv = say_hello("fast", &[]);
     let started = Instant::now();
     let service = demo();
-    let slow = conn.invoke(&service, &slow_inv, 5 * SECOND);
+    let slow = conn.invoke(&service, None, &slow_inv, 5 * SECOND);
     let fast = async {
-        let r = conn.invoke(&service, &fast_inv, 5 * SECOND).await;
+        let r = conn.invoke(&service, None, &fast_inv, 5 * SECOND).await;
         (r, started.elapsed())
     };
     let (slow, (fast, fast_took)) = tokio::join!(slow, fast);
@@ -87,6 +87,7 @@ async fn timeout_fails_only_that_call_and_the_connection_keeps_serving() {
     let late = conn
         .invoke(
             &demo(),
+            None,
             &say_hello("late", &[("test.delay", "500")]),
             Duration::from_millis(100),
         )
@@ -97,7 +98,9 @@ async fn timeout_fails_only_that_call_and_the_connection_keeps_serving() {
     );
     // The late reply arrives meanwhile and must be dropped, not handed to the next call.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let next = conn.invoke(&demo(), &say_hello("next", &[]), SECOND).await;
+    let next = conn
+        .invoke(&demo(), None, &say_hello("next", &[]), SECOND)
+        .await;
     assert_eq!(next.expect("next call").value, greeting(&addr, "next"));
     assert_eq!(p.stat("accepted"), 1, "a timeout must not reconnect");
 }
@@ -153,7 +156,7 @@ async fn silent_provider_is_dropped_after_three_heartbeats_and_the_client_reconn
     // That connection is dropped in turn while heartbeats stay muted; a call gets a live one.
     let fresh = c.connection().await.expect("reconnect");
     let r = fresh
-        .invoke(&demo(), &say_hello("again", &[]), SECOND)
+        .invoke(&demo(), None, &say_hello("again", &[]), SECOND)
         .await;
     assert_eq!(
         r.expect("call after reconnect").value,
@@ -189,7 +192,7 @@ async fn provider_closing_fails_in_flight_calls_at_once_and_the_next_call_reconn
     let inv = say_hello("in-flight", &[("test.delay", "3000")]);
     let started = Instant::now();
     let service = demo();
-    let (r, _) = tokio::join!(conn.invoke(&service, &inv, 5 * SECOND), async {
+    let (r, _) = tokio::join!(conn.invoke(&service, None, &inv, 5 * SECOND), async {
         tokio::time::sleep(Duration::from_millis(100)).await;
         p.send("close");
     });
@@ -200,7 +203,7 @@ async fn provider_closing_fails_in_flight_calls_at_once_and_the_next_call_reconn
     );
     let again = c.connection().await.expect("reconnect");
     let r = again
-        .invoke(&demo(), &say_hello("after", &[]), SECOND)
+        .invoke(&demo(), None, &say_hello("after", &[]), SECOND)
         .await;
     assert_eq!(
         r.expect("call after reconnect").value,
@@ -228,7 +231,7 @@ async fn garbage_from_one_provider_closes_only_its_connection() {
         "bad magic must close it"
     );
     let r = good_conn
-        .invoke(&demo(), &say_hello("fine", &[]), SECOND)
+        .invoke(&demo(), None, &say_hello("fine", &[]), SECOND)
         .await;
     assert_eq!(
         r.expect("other provider unaffected").value,
@@ -252,7 +255,7 @@ async fn oversize_request_is_refused_before_sending_and_the_connection_stays() {
         .await
         .expect("connect");
     let r = conn
-        .invoke(&demo(), &say_hello(&"x".repeat(4000), &[]), SECOND)
+        .invoke(&demo(), None, &say_hello(&"x".repeat(4000), &[]), SECOND)
         .await;
     assert!(matches!(&r, Err(RpcError::LimitExceeded(_))), "{r:?}");
     assert!(!conn.is_closed());
@@ -269,6 +272,7 @@ async fn oversize_response_is_refused_from_its_header_and_closes_the_connection(
     let r = conn
         .invoke(
             &demo(),
+            None,
             &say_hello("big", &[("test.reply-bytes", "100000")]),
             5 * SECOND,
         )

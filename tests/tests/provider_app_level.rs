@@ -157,7 +157,7 @@ async fn get_metadata_info(
         args: vec![Value::String(revision.to_string())],
         attachments: Vec::new(),
     };
-    exchange.invoke(&key, &inv, timeout).await
+    exchange.invoke(&key, None, &inv, timeout).await
 }
 
 /// The structure of a decoded value: classes with their fields in order, map and list types,
@@ -333,7 +333,7 @@ async fn instance_node_mapping_and_metadata_service_look_like_java_3_2() {
         (DEMO_INTERFACE, "sayHello"),
         (
             USER_INTERFACE,
-            "echo,echoLong,echoMap,fail,findByName,getUser,listUsers",
+            "echo,echoLong,echoMap,fail,findByName,getUser,listUsers,notify",
         ),
     ] {
         let s = service(&reply.value, &format!("{interface}:1.0.0:dubbo"));
@@ -593,7 +593,7 @@ async fn metadata_faults_refuse_mute_and_unknown_revision_errors() {
         group: None,
     };
     let said = exchange
-        .invoke(&demo, &hello, Duration::from_secs(5))
+        .invoke(&demo, None, &hello, Duration::from_secs(5))
         .await
         .expect("sayHello answers while the metadata is muted");
     assert!(said

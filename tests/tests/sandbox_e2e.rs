@@ -342,6 +342,18 @@ fn run_greets_each_argument_and_returns_the_exit_code() {
 
     provider_process.kill();
     let out = run_host(&cfg, &["hello-cli", "--", "alice"], Duration::from_secs(60));
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("check = true"),
+        "check = true refuses to run without a provider: {}",
+        out.stderr
+    );
+
+    // With `check = false` the guest runs and sees the call fail.
+    let unchecked =
+        config(&provider, &hello_cli()).replace("timeout = 3000", "timeout = 3000\ncheck = false");
+    let cfg = write_config("run-unchecked", &unchecked);
+    let out = run_host(&cfg, &["hello-cli", "--", "alice"], Duration::from_secs(60));
     assert_eq!(out.code, Some(3), "{}", out.stderr);
     assert_eq!(out.stdout, "", "no greeting without a provider");
     assert!(

@@ -9,6 +9,7 @@
 //! * `GET .../users?count=N` calls `list-users(N)` (`count` defaults to 10) and answers an array;
 //! * `GET .../users/by-name/{name}` calls `find-by-name(name)`, 404 when there is none;
 //! * `GET .../fail?message=...` calls `fail(message)`, which always fails;
+//! * `GET .../notify?message=...` calls the void `notify(message)` and answers `null`;
 //! * anything else answers 404 `{"error":"not found"}`.
 //!
 //! A failed call answers 502 with `{"error":"<case>","message":"..."}`, or for a business
@@ -71,6 +72,9 @@ impl wasip2::exports::http::incoming_handler::Guest for Component {
             Route::Fail(message) => {
                 answer(user_service::fail(&message), |s, out| json_string(s, out))
             }
+            Route::Notify(message) => answer(user_service::notify(&message), |(), out| {
+                out.push_str("null")
+            }),
             Route::BadRequest(message) => {
                 let mut out = String::from(r#"{"error":"bad-request","message":"#);
                 json_string(message, &mut out);
@@ -90,6 +94,7 @@ enum Route {
     ListUsers(i32),
     FindByName(String),
     Fail(String),
+    Notify(String),
     BadRequest(&'static str),
     NotFound,
 }
@@ -121,6 +126,9 @@ fn route(is_get: bool, path_with_query: &str) -> Route {
             Err(_) => Route::NotFound,
         },
         ["fail", ..] => Route::Fail(query_param(path_with_query, "message").unwrap_or_default()),
+        ["notify", ..] => {
+            Route::Notify(query_param(path_with_query, "message").unwrap_or_default())
+        }
         _ => Route::NotFound,
     }
 }

@@ -93,6 +93,7 @@ const REGISTRY_STATES: [&str; 4] = ["connected", "suspended", "expired", "reconn
 /// - `dubbo_consumer_errors_total{reference,interface,method,kind}`: calls failed, one series
 ///   for every kind of [`ERROR_KINDS`] (zeros included) for each method called, so that
 ///   `rate()` sees a series from its first error on.
+/// - `dubbo_consumer_mock_total{reference,interface,method}`: calls a mock answered.
 /// - `dubbo_consumer_rt_seconds{reference,interface,method}`: latency of calls that ended.
 /// - `dubbo_provider_available`, `dubbo_provider_active_requests`,
 ///   `dubbo_provider_connections` `{reference,address}`: per provider of the directory now.
@@ -140,6 +141,17 @@ pub fn render_references(out: &mut String, refs: &References) {
             let labels = [reference, interface, method, ("kind", kind)];
             write_sample(out, ERRORS, &labels, s.metrics.errors(kind));
         }
+    }
+
+    const MOCKED: &str = "dubbo_consumer_mock_total";
+    write_family(
+        out,
+        MOCKED,
+        "counter",
+        "Calls a mock answered (mock=force:..., or mock=fail:... after a failure), per reference and Java method.",
+    );
+    for s in &calls {
+        write_sample(out, MOCKED, &s.labels(), s.metrics.mocked());
     }
 
     const RT: &str = "dubbo_consumer_rt_seconds";

@@ -42,7 +42,8 @@ fn provider_json(invoker: &Arc<dyn Invoker>, now_ms: i64) -> Value {
 /// (empty for a direct `url`); `discovery` gives per registry the migration `step` in effect,
 /// the provider `set` it makes the reference use (`interface` or `application`), the sizes of
 /// both sets, the instances still waiting for their metadata, the applications followed, and
-/// whether the registry's providers are `used` (zone-aware choice).
+/// whether the registry's providers are `used` (zone-aware choice); `mock` the mock settings in
+/// effect (configurators applied), `*` for the reference and by Java method.
 pub fn references_json(refs: &References) -> Value {
     let now_ms = now_millis();
     let references: Vec<Value> = sorted(refs)
@@ -73,6 +74,21 @@ pub fn references_json(refs: &References) -> Value {
                     })
                 })
                 .collect();
+            // The mock in effect, from the consumer URL with the configurators applied:
+            // `*` for the reference, else per Java method.
+            let overridden = state.consumer.as_ref().unwrap_or(r.consumer());
+            let mock: serde_json::Map<String, Value> = overridden
+                .params
+                .iter()
+                .filter_map(|(k, v)| {
+                    let scope = if k == "mock" {
+                        "*"
+                    } else {
+                        k.strip_suffix(".mock")?
+                    };
+                    Some((scope.to_string(), Value::String(v.clone())))
+                })
+                .collect();
             let service = r.service();
             json!({
                 "id": r.id(),
@@ -84,6 +100,7 @@ pub fn references_json(refs: &References) -> Value {
                 "routers": routers,
                 "registries": r.registry_ids(),
                 "discovery": discovery,
+                "mock": mock,
             })
         })
         .collect();
@@ -216,8 +233,11 @@ mod tests {
             ),
         ];
         crate::router::sort_by_priority(&mut routers);
-        zeta.directory()
-            .replace(DirectoryState { invokers, routers });
+        zeta.directory().replace(DirectoryState {
+            invokers,
+            routers,
+            consumer: None,
+        });
         let v = references_json(&refs);
         assert_eq!(
             v["references"][1]["routers"],
@@ -254,11 +274,15 @@ mod tests {
 
     #[tokio::test]
     async fn only_checked_references_without_available_providers_make_the_host_unready() {
-        let refs = references(vec![
-            unreachable_reference("checked", true),
-            unreachable_reference("unchecked", false),
-        ])
-        .await;
+        // `check = true` refuses to start without a provider, so the checked
+        // reference starts against a listener that takes the connection.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a listener");
+        let mut checked = unreachable_reference("checked", true);
+        checked.url = Some(format!(
+            "dubbo://{}",
+            listener.local_addr().expect("listener address")
+        ));
+        let refs = references(vec![checked, unreachable_reference("unchecked", false)]).await;
         // The registry takes every provider away.
         for r in refs.iter() {
             r.directory().replace(DirectoryState::default());
@@ -278,6 +302,7 @@ mod tests {
             r.directory().replace(DirectoryState {
                 invokers: vec![down.clone()],
                 routers: Vec::new(),
+                consumer: None,
             });
         }
         let why = unready(&refs);

@@ -7,14 +7,17 @@ mod broadcast;
 mod failback;
 mod failover;
 mod forking;
+mod mergeable;
+pub mod mock;
 mod select;
 
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::directory::Directory;
 use crate::hessian2::Value;
-use crate::loadbalance::LoadBalance;
+use crate::loadbalance::{self, LoadBalance};
 use crate::rpc::{Invocation, Invoker, RpcError, RpcResult};
+use crate::url::Url;
 
 pub use failback::FailbackQueue;
 
@@ -57,7 +60,9 @@ impl ClusterKind {
     }
 }
 
-/// How calls of one method are made, resolved once from the consumer URL.
+/// How calls of one method are made, resolved once per provider set: the cluster keys from
+/// the invoker URL (the provider's defaults, the consumer's settings on top, the configurators
+/// on top of both), the mock and the group merging from the consumer URL as configured.
 pub struct MethodPolicy {
     pub cluster: ClusterKind,
     pub loadbalance: Arc<dyn LoadBalance>,
@@ -67,6 +72,13 @@ pub struct MethodPolicy {
     pub forks: usize,
     /// Reuse the last provider while it is listed and available.
     pub sticky: bool,
+    /// Mock degradation (`mock`), if on.
+    pub mock: Option<mock::Mock>,
+    /// Whether the reference calls several groups (`group` is `*` or a list): Dubbo's
+    /// mergeable cluster, one call per group with `merger`, else the first available group.
+    pub multi_group: bool,
+    /// `merger`: how the groups' results are merged (`true` by their type, or a merger name).
+    pub merger: Option<String>,
     last: Mutex<Option<Weak<dyn Invoker>>>,
 }
 
@@ -85,13 +97,75 @@ impl MethodPolicy {
             retries,
             forks,
             sticky,
+            mock: None,
+            multi_group: false,
+            merger: None,
             last: Mutex::new(None),
         }
+    }
+
+    /// The policy of `method` from the invoker URL `invoker` (the first provider's merged URL,
+    /// or the consumer URL when there is none) and the consumer URL `consumer` (configurators
+    /// applied). A `mock` that cannot be used is logged and left off.
+    pub fn resolve(method: &str, invoker: &Url, consumer: &Url) -> MethodPolicy {
+        let cluster = invoker
+            .method_param(method, "cluster")
+            .and_then(ClusterKind::by_name)
+            .unwrap_or(ClusterKind::Failover);
+        let default_retries = if cluster == ClusterKind::Failback {
+            3
+        } else {
+            2
+        };
+        let lb = invoker
+            .method_param(method, "loadbalance")
+            .and_then(loadbalance::by_name)
+            .or_else(|| loadbalance::by_name(loadbalance::DEFAULT))
+            .expect("the default load balancing always exists");
+        let mut policy = MethodPolicy::new(
+            cluster,
+            lb,
+            invoker
+                .method_param_i64(method, "retries", default_retries)
+                .max(0) as u32,
+            invoker.method_param_i64(method, "forks", 2).max(0) as usize,
+            invoker
+                .method_param(method, "sticky")
+                .is_some_and(|v| v == "true"),
+        );
+        policy.mock = match mock::Mock::of(consumer, method) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(service = %consumer.path, method, error = %e, "mock not used");
+                None
+            }
+        };
+        let group = consumer.param("group").unwrap_or_default().trim();
+        policy.multi_group = group == "*" || group.contains(',');
+        policy.merger = consumer
+            .method_param(method, "merger")
+            .map(str::trim)
+            .filter(|m| !m.is_empty() && !m.eq_ignore_ascii_case("false"))
+            .map(str::to_string);
+        policy
     }
 }
 
 /// Carries out `inv` over `dir` as `policy` says.
 pub async fn invoke(
+    dir: &Arc<Directory>,
+    policy: &MethodPolicy,
+    failback: &FailbackQueue,
+    inv: &Invocation,
+) -> Result<RpcResult, RpcError> {
+    if policy.multi_group {
+        return mergeable::invoke(dir, policy, failback, inv).await;
+    }
+    invoke_one(dir, policy, failback, inv).await
+}
+
+/// Carries out `inv` over `dir` with the policy's cluster strategy, ignoring groups.
+async fn invoke_one(
     dir: &Arc<Directory>,
     policy: &MethodPolicy,
     failback: &FailbackQueue,

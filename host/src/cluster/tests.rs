@@ -86,6 +86,7 @@ fn directory(providers: &[Arc<Scripted>]) -> Arc<Directory> {
             .map(|p| p.clone() as Arc<dyn Invoker>)
             .collect(),
         routers: Vec::new(),
+        consumer: None,
     });
     Arc::new(dir)
 }

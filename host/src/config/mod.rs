@@ -164,6 +164,16 @@ pub struct ReferenceConfig {
     pub heartbeat: Option<u64>,
     /// Dubbo `payload`: largest request or response body in bytes (default 8 MiB).
     pub payload: Option<usize>,
+    /// Dubbo `mock`: `force:return VALUE` answers without calling a provider,
+    /// `fail:return VALUE` (or `return VALUE`) when a call fails with anything but a business
+    /// exception; `throw [CLASS]` fails instead (Java mock classes cannot run here).
+    pub mock: Option<String>,
+    /// Dubbo `merger`, with `group = "*"` or a list: merge the groups' results (`true` by
+    /// their type, or `list`, `set`, `map`, an array type); without it one group is called.
+    pub merger: Option<String>,
+    /// Dubbo `actives`: calls of one method in flight to one provider at once; the next waits
+    /// up to its timeout, then fails with `limit-exceeded` (default: no limit).
+    pub actives: Option<u32>,
 }
 
 /// `[reference.methods.<wit-name>]`: settings of one method.
@@ -181,6 +191,17 @@ pub struct MethodConfig {
     pub cluster: Option<String>,
     pub sticky: Option<bool>,
     pub forks: Option<u32>,
+    /// Dubbo `mock` for this method (see the reference's).
+    pub mock: Option<String>,
+    /// Dubbo `merger` for this method.
+    pub merger: Option<String>,
+    /// Dubbo `actives` for this method.
+    pub actives: Option<u32>,
+    /// Dubbo `return`: `false` makes calls oneway (no reply awaited; the import returns at once).
+    #[serde(rename = "return")]
+    pub return_value: Option<bool>,
+    /// Dubbo `sent`: for a oneway call, wait until the request is written.
+    pub sent: Option<bool>,
 }
 
 /// `[[guest]]`: one WebAssembly component and how it is triggered.

@@ -73,10 +73,12 @@ impl Config {
             self.check_names(&at("cluster"), r.cluster.as_deref(), clusters)?;
             let balancers = crate::loadbalance::NAMES;
             self.check_names(&at("loadbalance"), r.loadbalance.as_deref(), balancers)?;
+            self.check_mock(&at("mock"), r.mock.as_deref())?;
             for (m, mc) in &r.methods {
                 let at = |f: &str| format!("reference[{i}].methods.{m}.{f}");
                 self.check_names(&at("cluster"), mc.cluster.as_deref(), clusters)?;
                 self.check_names(&at("loadbalance"), mc.loadbalance.as_deref(), balancers)?;
+                self.check_mock(&at("mock"), mc.mock.as_deref())?;
             }
             let Some(urls) = &r.url else {
                 if r.registry.is_empty() {
@@ -201,6 +203,19 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Refuses a `mock` the host cannot run (a Java mock class).
+    fn check_mock(&self, field: &str, value: Option<&str>) -> Result<(), ConfigError> {
+        let Some(v) = value else { return Ok(()) };
+        if crate::cluster::mock::Mock::of_text(v).is_ok() {
+            return Ok(());
+        }
+        Err(self.invalid(
+            field.to_string(),
+            format!("is `{v}`, a Java mock class, which cannot run in this host"),
+            "use `return VALUE` (e.g. \"force:return null\", \"fail:return empty\") or `throw CLASS`",
+        ))
     }
 
     fn check_names(

@@ -124,7 +124,10 @@ impl Rules {
                 Err(e) => tracing::warn!(rule = %r, error = %e, "ignoring a bad router rule"),
             }
         }
-        if let Some(yaml) = &snap.condition_router_yaml {
+        for yaml in [&snap.app_condition_router_yaml, &snap.condition_router_yaml]
+            .into_iter()
+            .flatten()
+        {
             match router::condition_from_yaml(yaml) {
                 Ok(rs) => routers.extend(rs),
                 Err(e) => tracing::warn!(error = %e, "ignoring a bad condition-router rule"),
@@ -140,13 +143,17 @@ impl Rules {
                 Err(e) => tracing::warn!(error = %e, "ignoring a bad tag-router rule"),
             }
         }
-        let configurators_yaml = match &snap.configurators_yaml {
-            Some(yaml) => configurator::from_yaml(yaml, consumer).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "ignoring a bad configurator rule");
-                Vec::new()
-            }),
-            None => Vec::new(),
-        };
+        // Application scope, then service scope, as Dubbo's listeners apply them.
+        let configurators_yaml = [&snap.app_configurators_yaml, &snap.configurators_yaml]
+            .into_iter()
+            .flatten()
+            .flat_map(|yaml| {
+                configurator::from_yaml(yaml, consumer).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "ignoring a bad configurator rule");
+                    Vec::new()
+                })
+            })
+            .collect();
         Rules {
             from: snap.clone(),
             routers,

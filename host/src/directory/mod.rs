@@ -26,6 +26,9 @@ pub struct DirectoryState {
     pub invokers: Vec<Arc<dyn Invoker>>,
     /// Routers in effect, in priority order.
     pub routers: Vec<Arc<dyn Router>>,
+    /// The consumer URL with the configurators applied (Dubbo's directory URL): where what is
+    /// not per provider is read, such as `mock`. `None` means the consumer URL as configured.
+    pub consumer: Option<Url>,
 }
 
 /// The provider set of one reference.
@@ -169,6 +172,13 @@ pub fn build_state(
     make: &dyn Fn(Url) -> Arc<dyn Invoker>,
 ) -> (DirectoryState, HashMap<String, Arc<dyn Invoker>>) {
     let app = consumer.param("application").unwrap_or_default();
+    let overridden = (!configurators.is_empty()).then(|| {
+        let mut url = consumer.clone();
+        for c in configurators {
+            c.configure_consumer(&mut url, app);
+        }
+        url
+    });
     let mut cache = HashMap::with_capacity(providers.len());
     let mut invokers = Vec::with_capacity(providers.len());
     for provider in providers {
@@ -195,7 +205,14 @@ pub fn build_state(
         invokers.push(invoker.clone());
         cache.insert(key, invoker);
     }
-    (DirectoryState { invokers, routers }, cache)
+    (
+        DirectoryState {
+            invokers,
+            routers,
+            consumer: overridden,
+        },
+        cache,
+    )
 }
 
 #[cfg(test)]

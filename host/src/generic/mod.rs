@@ -59,6 +59,9 @@ fn at_prefix(at: &str) -> String {
     }
 }
 
+/// Dubbo's echo method (`EchoService.$echo(Object)`), which every provider answers.
+pub const ECHO: &str = "$echo";
+
 /// The Java type assumed for an argument given without one, as `call` documents it.
 pub fn infer_java_type(v: &Json) -> String {
     match v {

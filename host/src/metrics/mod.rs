@@ -143,6 +143,8 @@ fn error_index(e: &RpcError) -> usize {
 pub struct MethodMetrics {
     requests: Counter,
     errors: [Counter; ERROR_KINDS.len()],
+    /// Calls a mock answered (force mode, or fail mode after a failure).
+    mocked: Counter,
     rt: Histogram,
 }
 
@@ -159,6 +161,11 @@ impl MethodMetrics {
             .zip(&self.errors)
             .find(|(k, _)| **k == kind)
             .map_or(0, |(_, c)| c.get())
+    }
+
+    /// Calls a mock answered.
+    pub fn mocked(&self) -> u64 {
+        self.mocked.get()
     }
 
     /// Latency of the calls that ended, successful or not.
@@ -249,6 +256,11 @@ pub struct CallRecord {
 }
 
 impl CallRecord {
+    /// Counts the call as answered by a mock.
+    pub fn mocked(&self) {
+        self.metrics.mocked.inc();
+    }
+
     /// Records the call's latency and, if it failed, its error kind.
     pub fn finish<T>(self, result: &Result<T, RpcError>) {
         self.metrics.rt.observe(self.started.elapsed());

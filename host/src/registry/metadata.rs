@@ -422,7 +422,7 @@ pub async fn fetch_local(
         attachments: Vec::new(),
     };
     let reply = exchange
-        .invoke(&service, &inv, timeout)
+        .invoke(&service, None, &inv, timeout)
         .await
         .map_err(|e| format!("MetadataService at {}: {e}", url.address()))?;
     let info = MetadataInfo::from_hessian(&reply.value, std::slice::from_ref(&reply.value))?;

@@ -33,6 +33,10 @@ pub struct Snapshot {
     pub condition_router_yaml: Option<String>,
     /// `/dubbo/config/dubbo/{application}.tag-router` for the first provider's application.
     pub tag_router_yaml: Option<String>,
+    /// `/dubbo/config/dubbo/{application}.configurators`: the consumer application's rules.
+    pub app_configurators_yaml: Option<String>,
+    /// `/dubbo/config/dubbo/{application}.condition-router`: the consumer application's routes.
+    pub app_condition_router_yaml: Option<String>,
     /// The Dubbo 3 migration rule of this consumer's application,
     /// `/dubbo/config/DUBBO_SERVICEDISCOVERY_MIGRATION/{application}.migration`, when present.
     pub migration_yaml: Option<String>,

@@ -21,6 +21,8 @@ pub(crate) struct Raw {
     pub condition_router_yaml: Option<String>,
     pub tag_router_yaml: Option<String>,
     pub migration_yaml: Option<String>,
+    pub app_configurators_yaml: Option<String>,
+    pub app_condition_router_yaml: Option<String>,
 }
 
 /// The consumer URL as Dubbo subscribes it: every category this registry serves.
@@ -58,16 +60,19 @@ pub(crate) fn decode_children(dir: &str, children: &[String]) -> Vec<Url> {
 pub(crate) fn build(
     consumer: &Url,
     urls: impl IntoIterator<Item = Url>,
-    yaml: [Option<String>; 4],
+    yaml: [Option<String>; 6],
     previous: &Snapshot,
 ) -> Snapshot {
     let subscription = subscription_url(consumer);
-    let [configurators_yaml, condition_router_yaml, tag_router_yaml, migration_yaml] = yaml;
+    let [configurators_yaml, condition_router_yaml, tag_router_yaml, migration_yaml, app_configurators_yaml, app_condition_router_yaml] =
+        yaml;
     let mut snap = Snapshot {
         configurators_yaml,
         condition_router_yaml,
         tag_router_yaml,
         migration_yaml,
+        app_configurators_yaml,
+        app_condition_router_yaml,
         ..Snapshot::default()
     };
     for url in urls {
@@ -131,6 +136,8 @@ pub(crate) fn build_from_raw(
             raw.condition_router_yaml.clone(),
             raw.tag_router_yaml.clone(),
             raw.migration_yaml.clone(),
+            raw.app_configurators_yaml.clone(),
+            raw.app_condition_router_yaml.clone(),
         ],
         previous,
     )

@@ -17,13 +17,12 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::{Parser, ValueEnum};
 use dubbo_wasm_host_tests::discovery::{
-    now_ms, service_infos, Instance, InstanceRegistration, MetadataStorage,
+    now_ms, service_infos, Instance, InstanceRegistration, MetadataStorage, SERVED,
 };
 use dubbo_wasm_host_tests::faults::Control;
 use dubbo_wasm_host_tests::metadata::MetadataInfo;
-use dubbo_wasm_host_tests::provider::{
-    serve_delayed, serve_exports, Exports, MetadataExport, UnknownRevision,
-};
+use dubbo_wasm_host_tests::provider::USER_SERVICE;
+use dubbo_wasm_host_tests::provider::{serve_exports, Exports, MetadataExport, UnknownRevision};
 use dubbo_wasm_host_tests::registration::{ProviderRecord, Registration};
 use tokio::net::TcpListener;
 
@@ -71,6 +70,9 @@ struct Args {
     /// Another `key=value` parameter of the registered URL (repeatable).
     #[arg(long = "extra", value_parser = parse_key_value)]
     extra: Vec<(String, String)>,
+    /// The `token` calls must carry (Dubbo's provider `token`); registered as a parameter.
+    #[arg(long)]
+    token: Option<String>,
     /// Delay every reply to a request by this many milliseconds (keeps calls in flight).
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
@@ -125,15 +127,21 @@ async fn main() -> anyhow::Result<()> {
     let commands = control.clone();
     tokio::spawn(async move { commands.read_stdin().await });
     let delay = Duration::from_millis(args.delay_ms);
+    let mut exports = Exports::services();
+    exports.token = args.token.clone();
     let Some(registry) = args.registry.clone() else {
         if args.register_mode != RegisterMode::Interface {
             bail!(
                 "application-level registration (--register-mode instance or all) needs --registry"
             );
         }
-        serve_delayed(listener, control, delay).await?;
+        serve_exports(listener, control, delay, exports).await?;
         return Ok(());
     };
+    let mut extra = args.extra.clone();
+    if let Some(token) = &args.token {
+        extra.push(("token".to_string(), token.clone()));
+    }
     let record = ProviderRecord {
         host: "127.0.0.1".to_string(),
         port: listener.local_addr()?.port(),
@@ -141,17 +149,23 @@ async fn main() -> anyhow::Result<()> {
         version: args.version.clone(),
         group: args.group.clone(),
         weight: args.weight,
-        extra: args.extra.clone(),
+        extra,
     };
     let registration = match args.register_mode {
         RegisterMode::Interface | RegisterMode::All => {
+            let users_methods = SERVED
+                .iter()
+                .find(|(i, _)| *i == USER_SERVICE)
+                .map_or("", |(_, m)| m);
             let registration = Registration::register(&registry, record.url()).await?;
             println!("registered {}", registration.url());
-            Some(registration)
+            // UserService too, so references to it find this provider at interface level.
+            let users = record.url_of(USER_SERVICE, users_methods);
+            let users = Registration::register(&registry, users).await?;
+            Some((registration, users))
         }
         RegisterMode::Instance => None,
     };
-    let mut exports = Exports::services();
     let mut metadata = None;
     let mut instance = None;
     if args.register_mode != RegisterMode::Interface {
@@ -175,15 +189,18 @@ async fn main() -> anyhow::Result<()> {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
-    // Both go, even if one of them fails.
-    let instance = match instance {
-        Some(i) => i.unregister().await,
-        None => Ok(()),
-    };
-    if let Some(registration) = registration {
-        registration.unregister().await?;
+    // Every node goes, even if removing one fails; the demo service's first, since
+    // consumers (and tests) watch it.
+    let mut removed: anyhow::Result<()> = Ok(());
+    if let Some((demo, users)) = registration {
+        let demo = demo.unregister().await;
+        let users = users.unregister().await;
+        removed = demo.and(users).map_err(Into::into);
     }
-    instance
+    if let Some(i) = instance {
+        removed = removed.and(i.unregister().await);
+    }
+    removed
 }
 
 /// The application-level side of a provider: its metadata, where `MetadataService` is served
@@ -247,6 +264,7 @@ impl AppLevel {
                 let exports = Exports {
                     services: false,
                     metadata: served,
+                    token: None,
                 };
                 (None, Some((listener, exports)))
             }

@@ -153,6 +153,19 @@ impl Configurator {
         host_ok && port_ok && listed && app_ok && conditions_ok
     }
 
+    /// Applies the rule to the consumer URL itself, where Dubbo's directory reads what is not
+    /// per provider (`mock`): only rules about every host or this consumer's host, and about
+    /// no provider address or provider application in particular.
+    pub fn configure_consumer(&self, url: &mut Url, app: &str) {
+        if self.application_side == Side::Provider
+            || self.port != 0
+            || self.provider_addresses.iter().any(|(h, _)| !is_any(h))
+        {
+            return;
+        }
+        self.configure(url, app);
+    }
+
     /// Applies the rule to a merged provider URL.
     pub fn configure(&self, url: &mut Url, app: &str) {
         if !self.applies_to(url, app) {

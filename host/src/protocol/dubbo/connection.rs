@@ -45,8 +45,24 @@ const WRITE_QUEUE: usize = 4096;
 /// The writer stops gathering queued frames into one write past this many bytes.
 const WRITE_BATCH: usize = 256 * 1024;
 
+/// One frame for the writer, and who waits for it to be written (Dubbo's `sent=true`).
+pub struct Outgoing {
+    pub frame: BytesMut,
+    pub written: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Outgoing {
+    /// A frame nobody waits for.
+    pub fn frame(frame: BytesMut) -> Outgoing {
+        Outgoing {
+            frame,
+            written: None,
+        }
+    }
+}
+
 /// Where frames go out: the writer task's queue. Cloned by whoever needs to write.
-pub type Outbound = mpsc::Sender<BytesMut>;
+pub type Outbound = mpsc::Sender<Outgoing>;
 
 /// What a connection's reader reports to the side that understands frames.
 pub trait Inbound: Send + Sync + 'static {
@@ -126,17 +142,22 @@ impl Drop for Connection {
 
 async fn write_loop<I: Inbound>(
     mut wr: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<BytesMut>,
+    mut rx: mpsc::Receiver<Outgoing>,
     addr: String,
     inbound: Arc<I>,
 ) {
     let mut batch = BytesMut::with_capacity(8 * 1024);
+    let mut waiting = Vec::new();
     while let Some(first) = rx.recv().await {
-        batch.unsplit(first);
+        batch.unsplit(first.frame);
+        waiting.extend(first.written);
         // Gather what queued up meanwhile: one syscall for many frames under load.
         while batch.len() < WRITE_BATCH {
             match rx.try_recv() {
-                Ok(more) => batch.extend_from_slice(&more),
+                Ok(more) => {
+                    batch.extend_from_slice(&more.frame);
+                    waiting.extend(more.written);
+                }
                 Err(_) => break,
             }
         }
@@ -146,6 +167,9 @@ async fn write_loop<I: Inbound>(
             return;
         }
         batch.clear();
+        for w in waiting.drain(..) {
+            let _ = w.send(());
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::sync::oneshot;
 
-use super::connection::{Connection, ConnectionConfig, Inbound, Outbound};
+use super::connection::{Connection, ConnectionConfig, Inbound, Outbound, Outgoing};
 use super::frame::{status, Frame, HEADER_LEN};
 use super::message::{
     decode_event, decode_response, encode_heartbeat_request, encode_heartbeat_response,
@@ -58,7 +58,7 @@ impl Inbound for Calls {
                 Ok(Event::Heartbeat) if h.is_request() && h.is_two_way() => {
                     let mut reply = BytesMut::new();
                     encode_heartbeat_response(&mut reply, h.id);
-                    let _ = out.send(reply).await;
+                    let _ = out.send(Outgoing::frame(reply)).await;
                 }
                 Ok(Event::Heartbeat) => {}
                 Ok(Event::ReadOnly) => {
@@ -95,7 +95,7 @@ impl Inbound for Calls {
         let mut hb = BytesMut::new();
         let id = self.heartbeat_id.fetch_add(1, Ordering::Relaxed);
         encode_heartbeat_request(&mut hb, id);
-        out.send(hb).await.is_ok()
+        out.send(Outgoing::frame(hb)).await.is_ok()
     }
 
     fn closed(&self, why: &str) {
@@ -145,20 +145,23 @@ impl Exchange {
         self.calls.closed.load(Ordering::Acquire)
     }
 
-    /// Sends one two-way invocation and waits up to `timeout` for its reply.
-    pub async fn invoke(
+    /// Encodes `inv` as a request frame, refusing one over the payload limit.
+    fn frame(
         &self,
+        id: u64,
+        two_way: bool,
         service: &ServiceKey,
+        token: Option<&str>,
         inv: &Invocation,
         timeout: Duration,
-    ) -> Result<RpcResult, RpcError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+    ) -> Result<BytesMut, RpcError> {
         let mut frame = BytesMut::new();
         encode_request(
             &mut frame,
             id,
-            true,
+            two_way,
             service,
+            token,
             inv,
             timeout.as_millis() as u64,
         );
@@ -171,10 +174,27 @@ impl Exchange {
                 self.payload
             )));
         }
+        Ok(frame)
+    }
+
+    /// Sends one two-way invocation and waits up to `timeout` for its reply.
+    pub async fn invoke(
+        &self,
+        service: &ServiceKey,
+        token: Option<&str>,
+        inv: &Invocation,
+        timeout: Duration,
+    ) -> Result<RpcResult, RpcError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = self.frame(id, true, service, token, inv, timeout)?;
         let (tx, rx) = oneshot::channel();
         self.pending()?.insert(id, tx);
         let deadline = tokio::time::Instant::now() + timeout;
-        let sent = tokio::time::timeout_at(deadline, self.connection.outbound().send(frame)).await;
+        let sent = tokio::time::timeout_at(
+            deadline,
+            self.connection.outbound().send(Outgoing::frame(frame)),
+        )
+        .await;
         if !matches!(sent, Ok(Ok(()))) {
             self.forget(id);
             return Err(match sent {
@@ -199,6 +219,60 @@ impl Exchange {
                     self.timeout_message(service, inv, timeout, "got no reply"),
                 ))
             }
+        }
+    }
+
+    /// Sends one oneway invocation (two-way bit clear, no reply): returns once it is queued,
+    /// or, with `sent`, once it was written to the socket (Dubbo's `sent=true`), within
+    /// `timeout`.
+    pub async fn send_oneway(
+        &self,
+        service: &ServiceKey,
+        token: Option<&str>,
+        inv: &Invocation,
+        sent: bool,
+        timeout: Duration,
+    ) -> Result<(), RpcError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = self.frame(id, false, service, token, inv, timeout)?;
+        let closed = || RpcError::Network(format!("connection to {} is closed", self.addr()));
+        let not_sent = || {
+            RpcError::Network(format!(
+                "Failed to send message {}.{} to {} in timeout({} ms) limit",
+                service.interface,
+                inv.method,
+                self.addr(),
+                timeout.as_millis()
+            ))
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        if !sent {
+            return match tokio::time::timeout_at(
+                deadline,
+                self.connection.outbound().send(Outgoing::frame(frame)),
+            )
+            .await
+            {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(closed()),
+                Err(_) => Err(not_sent()),
+            };
+        }
+        let (done, written) = oneshot::channel();
+        let queued = async {
+            self.connection
+                .outbound()
+                .send(Outgoing {
+                    frame,
+                    written: Some(done),
+                })
+                .await
+                .map_err(|_| closed())?;
+            written.await.map_err(|_| closed())
+        };
+        match tokio::time::timeout_at(deadline, queued).await {
+            Ok(r) => r,
+            Err(_) => Err(not_sent()),
         }
     }
 

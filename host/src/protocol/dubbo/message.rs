@@ -38,12 +38,14 @@ fn start_frame(out: &mut BytesMut, flags: u8, status: u8, id: u64) -> usize {
 }
 
 /// Appends a request frame for `inv` on `service`, with the attachments Java Dubbo sends
-/// (`path`, `interface`, `group`, `version`, `timeout`) followed by the invocation's own.
+/// (`path`, `interface`, `group`, `version`, `timeout`, and the provider's `token` when it has
+/// one) followed by the invocation's own.
 pub fn encode_request(
     out: &mut BytesMut,
     id: u64,
     two_way: bool,
     service: &ServiceKey,
+    token: Option<&str>,
     inv: &Invocation,
     timeout_ms: u64,
 ) {
@@ -67,11 +69,19 @@ pub fn encode_request(
         ];
         let group = service.group.as_deref().map(|g| ("group", g));
         let rest = [("version", service.wire_version()), ("timeout", timeout)];
+        let token = token.map(|t| ("token", t));
         let extra = inv
             .attachments
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()));
-        enc.write_string_map(fixed.into_iter().chain(group).chain(rest).chain(extra));
+        enc.write_string_map(
+            fixed
+                .into_iter()
+                .chain(group)
+                .chain(rest)
+                .chain(token)
+                .chain(extra),
+        );
     }
     patch_body_len(out, start);
 }

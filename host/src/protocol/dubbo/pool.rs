@@ -74,6 +74,17 @@ impl SharedClient {
         }
     }
 
+    /// The last connect failure, while there is no connection since.
+    pub fn last_failure(&self) -> Option<RpcError> {
+        if !self.failed.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.connecting
+            .try_lock()
+            .ok()
+            .and_then(|f| f.as_ref().map(|(_, e)| e.clone()))
+    }
+
     /// Whether a connection is open now (it may be read-only).
     pub fn is_connected(&self) -> bool {
         self.live().is_some()

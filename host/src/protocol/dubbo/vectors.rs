@@ -212,7 +212,7 @@ fn encoded(id: u64, service: &ServiceKey, method: &str, desc: &str, args: Vec<Va
         attachments: Vec::new(),
     };
     let mut out = BytesMut::new();
-    encode_request(&mut out, id, true, service, &inv, 3000);
+    encode_request(&mut out, id, true, service, None, &inv, 3000);
     out.to_vec()
 }
 
@@ -303,6 +303,6 @@ fn one_way_request_is_byte_identical_to_java_dubbo() {
         attachments: Vec::new(),
     };
     let mut out = BytesMut::new();
-    encode_request(&mut out, 3, false, &demo(Some("1.0.0")), &inv, 3000);
+    encode_request(&mut out, 3, false, &demo(Some("1.0.0")), None, &inv, 3000);
     assert_eq!(out.to_vec(), java("req_oneway.bin"));
 }

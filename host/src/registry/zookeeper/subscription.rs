@@ -80,12 +80,7 @@ pub(super) async fn subscribe(
             cache: path.display().to_string(),
         })?;
     tracing::warn!(registry = %shared.address, service = %key, providers = urls.len(), file = %path.display(), "serving the registry cache file until ZooKeeper answers");
-    let snap = build(
-        consumer,
-        urls,
-        [None, None, None, None],
-        &Snapshot::default(),
-    );
+    let snap = build(consumer, urls, Default::default(), &Snapshot::default());
     let (tx, rx) = watch::channel(Arc::new(snap));
     tokio::spawn(watching.run(sessions, tx, None));
     Ok(rx)
@@ -99,6 +94,9 @@ enum Rule {
     TagRouter,
     /// The Dubbo 3 migration rule of the consumer's application.
     Migration,
+    /// The consumer application's configurators and condition routes.
+    AppConfigurators,
+    AppConditionRouter,
 }
 
 /// What a watch task is about.
@@ -192,6 +190,7 @@ impl Watching {
     /// `{config_dir}/{iface}:{version}:{group}.{suffix}`, blanks kept empty as Dubbo does.
     fn rule_path(&self, rule: Rule) -> Option<String> {
         let c = &self.consumer;
+        let app = c.param("application").filter(|a| !a.is_empty());
         let service = format!(
             "{}:{}:{}",
             interface_of(c),
@@ -204,10 +203,13 @@ impl Watching {
                 Some(format!("{}/{service}.condition-router", self.config_dir))
             }
             Rule::TagRouter => self.tag_path.clone(),
-            Rule::Migration => c
-                .param("application")
-                .filter(|a| !a.is_empty())
-                .map(|app| format!("{}/{app}.migration", self.migration_dir)),
+            Rule::Migration => app.map(|app| format!("{}/{app}.migration", self.migration_dir)),
+            Rule::AppConfigurators => {
+                app.map(|app| format!("{}/{app}.configurators", self.config_dir))
+            }
+            Rule::AppConditionRouter => {
+                app.map(|app| format!("{}/{app}.condition-router", self.config_dir))
+            }
         }
     }
 
@@ -217,6 +219,8 @@ impl Watching {
             Rule::ConditionRouter => &mut self.raw.condition_router_yaml,
             Rule::TagRouter => &mut self.raw.tag_router_yaml,
             Rule::Migration => &mut self.raw.migration_yaml,
+            Rule::AppConfigurators => &mut self.raw.app_configurators_yaml,
+            Rule::AppConditionRouter => &mut self.raw.app_condition_router_yaml,
         }
     }
 
@@ -337,7 +341,13 @@ impl Watching {
         self.read_rule(client, Rule::Configurators, watches).await?;
         self.read_rule(client, Rule::ConditionRouter, watches)
             .await?;
-        self.read_rule(client, Rule::Migration, watches).await?;
+        for rule in [
+            Rule::Migration,
+            Rule::AppConfigurators,
+            Rule::AppConditionRouter,
+        ] {
+            self.read_rule(client, rule, watches).await?;
+        }
         self.tag_path = None;
         self.raw.tag_router_yaml = None;
         self.follow_tag_application(client, watches).await

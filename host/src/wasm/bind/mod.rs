@@ -6,6 +6,7 @@
 //! with JSON).
 
 mod mapping;
+mod realize;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use wasmtime::component::{Component, Linker, LinkerInstance, Type, Val};
 use wasmtime::{Engine, StoreContextMut};
 
 pub use mapping::{Mapping, MappingError, Refs, TypeNames};
+use realize::Returns;
 
 use super::state::GuestState;
 use crate::generic;
@@ -93,8 +95,8 @@ struct FunctionPlan {
     method: Arc<str>,
     descriptor: Arc<str>,
     params: Vec<Mapping>,
-    /// `None` for a void method (`result<_, rpc-error>`).
-    result: Option<Mapping>,
+    /// The result; `None` for a void method (`result<_, rpc-error>`).
+    returns: Returns,
 }
 
 impl FunctionPlan {
@@ -152,7 +154,7 @@ impl FunctionPlan {
             method: method.into(),
             descriptor: descriptor.into(),
             params,
-            result,
+            returns: Returns(result),
         })
     }
 
@@ -182,9 +184,9 @@ impl FunctionPlan {
             args,
             attachments,
         };
-        match self.reference.invoke(&inv).await {
+        match self.reference.invoke_typed(&inv, Some(&self.returns)).await {
             Ok(RpcResult { value, attachments }) => {
-                let out = match &self.result {
+                let out = match &self.returns.0 {
                     None => Val::Result(Ok(None)),
                     Some(t) => match t.to_wit(&value, &Refs::new(std::slice::from_ref(&value))) {
                         Ok(v) => Val::Result(Ok(Some(Box::new(v)))),
@@ -417,30 +419,61 @@ fn define_generic(
     granted: &[String],
     refs: &References,
 ) -> Result<(), BindError> {
-    expect_funcs(funcs, iface, &["invoke"])?;
+    expect_funcs(funcs, iface, &["invoke", "echo"])?;
     let allowed: Arc<HashMap<String, Arc<Reference>>> = Arc::new(
         granted
             .iter()
             .filter_map(|id| Some((id.clone(), refs.get(id)?.clone())))
             .collect(),
     );
-    instance
-        .func_new_async(
-            "invoke",
-            move |mut store: StoreContextMut<'_, GuestState>, _ty, params, results| {
-                let allowed = allowed.clone();
-                Box::new(async move {
-                    let outgoing = store.data().attachments_out.clone();
-                    let (out, reply) = generic_invoke(&allowed, params, outgoing).await;
-                    store.data_mut().attachments_in = stringify(reply);
-                    if let Some(slot) = results.first_mut() {
-                        *slot = out;
-                    }
-                    Ok(())
-                })
-            },
-        )
-        .map_err(|e| define_error(iface, "invoke", &e))
+    for name in ["invoke", "echo"] {
+        let allowed = allowed.clone();
+        instance
+            .func_new_async(
+                name,
+                move |mut store: StoreContextMut<'_, GuestState>, _ty, params, results| {
+                    let allowed = allowed.clone();
+                    Box::new(async move {
+                        let outgoing = store.data().attachments_out.clone();
+                        let (out, reply) = if name == "echo" {
+                            generic_echo(&allowed, params, outgoing).await
+                        } else {
+                            generic_invoke(&allowed, params, outgoing).await
+                        };
+                        store.data_mut().attachments_in = stringify(reply);
+                        if let Some(slot) = results.first_mut() {
+                            *slot = out;
+                        }
+                        Ok(())
+                    })
+                },
+            )
+            .map_err(|e| define_error(iface, name, &e))?;
+    }
+    Ok(())
+}
+
+/// `generic.echo(reference, value-json)`: Dubbo's `$echo` (descriptor `Ljava/lang/Object;`).
+async fn generic_echo(
+    allowed: &HashMap<String, Arc<Reference>>,
+    params: &[Val],
+    attachments: Vec<(String, String)>,
+) -> (Val, Vec<(String, Value)>) {
+    let [Val::String(reference), Val::String(value_json)] = params else {
+        return (
+            rpc_error_val(&RpcError::Other(
+                "generic.echo called with unexpected argument types".into(),
+            )),
+            Vec::new(),
+        );
+    };
+    let args = [
+        Val::String(reference.clone()),
+        Val::String(generic::ECHO.to_string()),
+        Val::List(vec![Val::String("java.lang.Object".to_string())]),
+        Val::String(format!("[{value_json}]")),
+    ];
+    generic_invoke(allowed, &args, attachments).await
 }
 
 /// `generic.invoke(reference, method, parameter-types, args-json)`: Dubbo's `$invoke` with
