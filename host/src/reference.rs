@@ -254,6 +254,9 @@ impl Reference {
                 .heartbeat
                 .map_or(defaults.heartbeat, Duration::from_millis),
             payload: cfg.payload.unwrap_or(defaults.payload),
+            read_stall: cfg
+                .read_stall
+                .map_or(defaults.read_stall, Duration::from_millis),
         };
         let consumer = consumer_url(application, cfg);
         let factory = Arc::new(ProviderFactory {

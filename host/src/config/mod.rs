@@ -162,6 +162,11 @@ pub struct ReferenceConfig {
     pub lazy: Option<bool>,
     /// Dubbo `heartbeat`: read-idle milliseconds before a heartbeat is sent (default 60 000).
     pub heartbeat: Option<u64>,
+    /// A frame from the provider that has started must be whole within this many
+    /// milliseconds (or within the longest timeout of the calls on its connection, when that
+    /// is shorter), and a write must not stall longer; otherwise the connection is closed and
+    /// its calls fail with `network` (default 3000). Also the URL parameter `read-stall`.
+    pub read_stall: Option<u64>,
     /// Dubbo `payload`: largest request or response body in bytes (default 8 MiB).
     pub payload: Option<usize>,
     /// Dubbo `mock`: `force:return VALUE` answers without calling a provider,
@@ -223,6 +228,11 @@ pub struct GuestConfig {
     pub timeout: Option<u64>,
     /// Instances of this guest running at once; more requests get 503 (default 256).
     pub max_instances: Option<usize>,
+    /// For `trigger = "http"`: how many requests, one after another, one instance may serve
+    /// before it is recycled (default 1: a fresh instance for every request, so nothing a
+    /// request leaves in the guest's memory reaches the next). An instance is also recycled
+    /// after a trap, a time or memory limit, or an error response from the host.
+    pub instance_reuse: Option<u32>,
 }
 
 /// How a guest is started.

@@ -109,6 +109,13 @@ impl Config {
                     "set a read-idle time in milliseconds, e.g. 60000",
                 ));
             }
+            if r.read_stall == Some(0) {
+                return Err(self.invalid(
+                    at("read-stall"),
+                    "is 0",
+                    "set the milliseconds a started frame may take to arrive, e.g. 3000",
+                ));
+            }
             if r.payload.is_some_and(|p| p < 1024) {
                 return Err(self.invalid(
                     at("payload"),
@@ -188,6 +195,13 @@ impl Config {
                         format!("add a [[reference]] with id = \"{r}\" or remove it from the list"),
                     ));
                 }
+            }
+            if g.instance_reuse == Some(0) {
+                return Err(self.invalid(
+                    at("instance-reuse"),
+                    "is 0",
+                    "set 1 for a fresh instance per request, or N for one instance serving up to N requests",
+                ));
             }
             if g.trigger == Trigger::Http {
                 match &g.route {

@@ -4,8 +4,16 @@
 //! connection's [`Inbound`] side, which also hears when the connection has been read-idle for
 //! the heartbeat period and when it ends. Request ids, replies and events are the exchange's
 //! business (`exchange.rs`).
+//!
+//! A provider is outside the host's trust boundary, so neither direction may hang on it: a
+//! frame that has started must be whole within the connection's stall limit (the `read-stall`
+//! setting, or the longest timeout of the calls made on it when that is shorter), and a write
+//! must finish within the same limit; otherwise the connection is closed, its calls fail with
+//! `network` (failover retries them elsewhere) and the pool connects again. A frame the
+//! [`Inbound`] side finds to be a protocol violation closes the connection too.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +36,9 @@ pub struct ConnectionConfig {
     pub heartbeat: Duration,
     /// `payload`: largest body accepted or sent, default 8 MiB.
     pub payload: usize,
+    /// `read-stall`: longest time a started frame may take to arrive whole, and a write may
+    /// take to finish, default 3 s.
+    pub read_stall: Duration,
 }
 
 impl Default for ConnectionConfig {
@@ -36,9 +47,13 @@ impl Default for ConnectionConfig {
             connect_timeout: Duration::from_millis(3000),
             heartbeat: Duration::from_millis(60_000),
             payload: DEFAULT_PAYLOAD,
+            read_stall: Duration::from_millis(DEFAULT_READ_STALL_MS),
         }
     }
 }
+
+/// Default of `read-stall`, in milliseconds.
+pub const DEFAULT_READ_STALL_MS: u64 = 3000;
 
 /// Frames queued for the writer task before callers wait for room.
 const WRITE_QUEUE: usize = 4096;
@@ -67,12 +82,56 @@ pub type Outbound = mpsc::Sender<Outgoing>;
 /// What a connection's reader reports to the side that understands frames.
 pub trait Inbound: Send + Sync + 'static {
     /// A whole frame arrived; `out` writes on the same connection (e.g. a heartbeat reply).
-    fn frame(&self, frame: Frame, out: &Outbound) -> impl Future<Output = ()> + Send;
+    /// An `Err` is a protocol violation, with what it was: the connection is closed.
+    fn frame(
+        &self,
+        frame: Frame,
+        out: &Outbound,
+    ) -> impl Future<Output = Result<(), String>> + Send;
     /// The connection has been read-idle for the heartbeat period, `rounds` times in a row;
     /// returning `false` ends the connection.
     fn idle(&self, rounds: u32, out: &Outbound) -> impl Future<Output = bool> + Send;
-    /// The connection ended (closed, failed, or a bad frame), with why.
+    /// The connection ended (closed, failed, stalled, or a bad frame), with why.
     fn closed(&self, why: &str);
+}
+
+/// How long a started frame or a write may take on one connection: `read-stall`, lowered to
+/// the longest timeout of the calls made on the connection when that is shorter (a call
+/// waiting on a frame that takes longer has given up anyway). Shared by the reader, the
+/// writer and the exchange, which reports each call's timeout without a lock.
+#[derive(Debug)]
+pub struct StallLimit {
+    read_stall_ms: u64,
+    longest_call_ms: AtomicU64,
+}
+
+impl StallLimit {
+    /// A limit of `read_stall` until calls report their timeouts.
+    pub fn new(read_stall: Duration) -> StallLimit {
+        StallLimit {
+            read_stall_ms: (read_stall.as_millis() as u64).max(1),
+            longest_call_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// A call with `timeout` is made on the connection.
+    pub fn call(&self, timeout: Duration) {
+        let ms = timeout.as_millis() as u64;
+        if ms > self.longest_call_ms.load(Ordering::Relaxed) {
+            self.longest_call_ms.fetch_max(ms, Ordering::Relaxed);
+        }
+    }
+
+    /// The limit now.
+    pub fn get(&self) -> Duration {
+        let calls = self.longest_call_ms.load(Ordering::Relaxed);
+        let ms = if calls == 0 {
+            self.read_stall_ms
+        } else {
+            self.read_stall_ms.min(calls.max(1))
+        };
+        Duration::from_millis(ms)
+    }
 }
 
 /// A live TCP connection to one provider address.
@@ -88,6 +147,7 @@ impl Connection {
     pub async fn open<I: Inbound>(
         addr: &str,
         cfg: &ConnectionConfig,
+        stall: Arc<StallLimit>,
         inbound: Arc<I>,
     ) -> Result<Connection, RpcError> {
         let stream = tokio::time::timeout(cfg.connect_timeout, TcpStream::connect(addr))
@@ -105,13 +165,20 @@ impl Connection {
             .map_err(|e| RpcError::Network(format!("cannot set TCP_NODELAY on {addr}: {e}")))?;
         let (rd, wr) = stream.into_split();
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-        let writer = tokio::spawn(write_loop(wr, rx, addr.to_string(), inbound.clone()));
+        let writer = tokio::spawn(write_loop(
+            wr,
+            rx,
+            addr.to_string(),
+            stall.clone(),
+            inbound.clone(),
+        ));
         let reader = tokio::spawn(read_loop(
             rd,
             tx.clone(),
             addr.to_string(),
             inbound,
             cfg.clone(),
+            stall,
         ));
         tracing::debug!(provider = addr, "connected");
         Ok(Connection {
@@ -130,6 +197,13 @@ impl Connection {
     pub fn outbound(&self) -> &Outbound {
         &self.writer
     }
+
+    /// Ends the connection now: the reader and writer stop and the socket closes.
+    pub fn close(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
 }
 
 impl Drop for Connection {
@@ -144,6 +218,7 @@ async fn write_loop<I: Inbound>(
     mut wr: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Outgoing>,
     addr: String,
+    stall: Arc<StallLimit>,
     inbound: Arc<I>,
 ) {
     let mut batch = BytesMut::with_capacity(8 * 1024);
@@ -161,9 +236,21 @@ async fn write_loop<I: Inbound>(
                 Err(_) => break,
             }
         }
-        if let Err(e) = wr.write_all(&batch).await {
-            tracing::warn!(provider = %addr, error = %e, "write failed; closing connection");
-            inbound.closed(&format!("write failed: {e}"));
+        let limit = stall.get();
+        let failed = match tokio::time::timeout(limit, wr.write_all(&batch)).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(format!("write failed: {e}")),
+            Err(_) => Some(format!(
+                "a {}-byte write made no way in {} ms: the provider stopped reading",
+                batch.len(),
+                limit.as_millis()
+            )),
+        };
+        if let Some(why) = failed {
+            tracing::warn!(provider = %addr, reason = %why, "closing connection");
+            // Ends the reader too, so the socket closes rather than lingering half-open.
+            let _ = wr.shutdown().await;
+            inbound.closed(&why);
             return;
         }
         batch.clear();
@@ -179,14 +266,21 @@ async fn read_loop<I: Inbound>(
     addr: String,
     inbound: Arc<I>,
     cfg: ConnectionConfig,
+    stall: Arc<StallLimit>,
 ) {
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut idle_rounds = 0u32;
+    // When the frame at the front of `buf` started arriving, while it is incomplete.
+    let mut started: Option<tokio::time::Instant> = None;
     let why = loop {
         match split_frame(&mut buf, cfg.payload) {
             Ok(Some(frame)) => {
                 idle_rounds = 0;
-                inbound.frame(frame, &writer).await;
+                started = None;
+                if let Err(violation) = inbound.frame(frame, &writer).await {
+                    tracing::warn!(provider = %addr, violation = %violation, "protocol violation; closing connection");
+                    break format!("protocol violation: {violation}");
+                }
                 continue;
             }
             Ok(None) => {}
@@ -198,10 +292,25 @@ async fn read_loop<I: Inbound>(
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(16 * 1024);
         }
-        match tokio::time::timeout(cfg.heartbeat, rd.read_buf(&mut buf)).await {
+        let now = tokio::time::Instant::now();
+        let (wait, stalling) = if buf.is_empty() {
+            (cfg.heartbeat, false)
+        } else {
+            let since = *started.get_or_insert(now);
+            let deadline = since + stall.get();
+            if deadline <= now {
+                break stalled(&addr, &buf, now - since);
+            }
+            (cfg.heartbeat.min(deadline - now), true)
+        };
+        match tokio::time::timeout(wait, rd.read_buf(&mut buf)).await {
             Ok(Ok(0)) => break "closed by the provider".to_string(),
             Ok(Ok(_)) => {}
             Ok(Err(e)) => break format!("read failed: {e}"),
+            Err(_) if stalling => {
+                let since = started.unwrap_or(now);
+                break stalled(&addr, &buf, tokio::time::Instant::now() - since);
+            }
             Err(_) => {
                 idle_rounds += 1;
                 if !inbound.idle(idle_rounds, &writer).await {
@@ -215,4 +324,22 @@ async fn read_loop<I: Inbound>(
     };
     tracing::debug!(provider = %addr, reason = %why, "connection ended");
     inbound.closed(&why);
+}
+
+/// Why a connection whose frame stopped arriving is closed, logged once.
+fn stalled(addr: &str, buf: &BytesMut, waited: Duration) -> String {
+    let promised = match buf.get(12..16) {
+        Some(len) => {
+            let body = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+            format!("{} bytes", body + super::frame::HEADER_LEN)
+        }
+        None => "a header".to_string(),
+    };
+    let why = format!(
+        "a frame stalled: {} of {promised} arrived in {} ms",
+        buf.len(),
+        waited.as_millis()
+    );
+    tracing::warn!(provider = %addr, reason = %why, "closing connection");
+    why
 }

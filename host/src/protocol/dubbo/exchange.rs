@@ -3,6 +3,11 @@
 //! per-call timeouts with Dubbo's client/server timeout statuses, heartbeats sent on read-idle
 //! and answered when the provider sends them, and the read-only events of a provider that is
 //! shutting down.
+//!
+//! What a consumer never expects from a provider closes the connection (logged once, with the
+//! provider's address) and fails the calls on it with `network`: a reply to an id never sent,
+//! a request, an event other than heartbeat/read-only/writable, and a reply body that ends in
+//! the middle of a value although its header's length was honoured.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,11 +17,11 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::sync::oneshot;
 
-use super::connection::{Connection, ConnectionConfig, Inbound, Outbound, Outgoing};
+use super::connection::{Connection, ConnectionConfig, Inbound, Outbound, Outgoing, StallLimit};
 use super::frame::{status, Frame, HEADER_LEN};
 use super::message::{
-    decode_event, decode_response, encode_heartbeat_request, encode_heartbeat_response,
-    encode_request, status_error, Event,
+    decode_event, decode_reply, encode_heartbeat_request, encode_heartbeat_response,
+    encode_request, status_error, Event, ReplyError,
 };
 use crate::rpc::{Invocation, RpcError, RpcResult, ServiceKey};
 
@@ -32,7 +37,12 @@ struct Calls {
     closed: AtomicBool,
     read_only: AtomicBool,
     heartbeat_id: AtomicU64,
+    /// The next request id; a reply to an id at or past it was never asked for.
+    next_id: AtomicU64,
 }
+
+/// Heartbeat ids start here, far from request ids.
+const FIRST_HEARTBEAT_ID: u64 = u64::MAX / 2;
 
 impl Calls {
     fn fail_all(&self, why: &str) {
@@ -51,7 +61,7 @@ impl Calls {
 }
 
 impl Inbound for Calls {
-    async fn frame(&self, frame: Frame, out: &Outbound) {
+    async fn frame(&self, frame: Frame, out: &Outbound) -> Result<(), String> {
         let h = frame.header;
         if h.is_event() {
             match decode_event(&frame.body) {
@@ -60,32 +70,39 @@ impl Inbound for Calls {
                     encode_heartbeat_response(&mut reply, h.id);
                     let _ = out.send(Outgoing::frame(reply)).await;
                 }
+                Ok(Event::Heartbeat) if !h.is_request() => {
+                    let sent = self.heartbeat_id.load(Ordering::Relaxed);
+                    if !(FIRST_HEARTBEAT_ID..sent).contains(&h.id) {
+                        return Err(format!("a heartbeat reply to id {}, never sent", h.id));
+                    }
+                }
                 Ok(Event::Heartbeat) => {}
                 Ok(Event::ReadOnly) => {
                     tracing::info!(provider = %self.addr, "provider is read-only (shutting down)");
                     self.read_only.store(true, Ordering::Release);
                 }
                 Ok(Event::Writable) => self.read_only.store(false, Ordering::Release),
-                Ok(Event::Other(e)) => {
-                    tracing::debug!(provider = %self.addr, event = %e, "ignoring unknown event")
-                }
-                Err(e) => tracing::warn!(provider = %self.addr, error = %e, "undecodable event"),
+                Ok(Event::Other(e)) => return Err(format!("an unknown event {e:?}")),
+                Err(e) => return Err(format!("an undecodable event: {e}")),
             }
-            return;
+            return Ok(());
         }
         if h.is_request() {
-            tracing::warn!(provider = %self.addr, id = h.id, "ignoring a request sent by a provider");
-            return;
+            return Err(format!("a request (id {}) sent to a consumer", h.id));
         }
         let waiter = self.pending.lock().ok().and_then(|mut p| p.remove(&h.id));
         match waiter {
             Some(w) => {
                 let _ = w.send(Ok(frame));
             }
+            None if h.id == 0 || h.id >= self.next_id.load(Ordering::Relaxed) => {
+                return Err(format!("a reply to id {}, never sent", h.id));
+            }
             None => {
                 tracing::debug!(provider = %self.addr, id = h.id, "reply for a call that already timed out")
             }
         }
+        Ok(())
     }
 
     async fn idle(&self, rounds: u32, out: &Outbound) -> bool {
@@ -107,7 +124,7 @@ impl Inbound for Calls {
 pub struct Exchange {
     calls: Arc<Calls>,
     connection: Connection,
-    next_id: AtomicU64,
+    stall: Arc<StallLimit>,
     payload: usize,
 }
 
@@ -119,13 +136,15 @@ impl Exchange {
             pending: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
             read_only: AtomicBool::new(false),
-            heartbeat_id: AtomicU64::new(u64::MAX / 2),
+            heartbeat_id: AtomicU64::new(FIRST_HEARTBEAT_ID),
+            next_id: AtomicU64::new(1),
         });
-        let connection = Connection::open(addr, cfg, calls.clone()).await?;
+        let stall = Arc::new(StallLimit::new(cfg.read_stall));
+        let connection = Connection::open(addr, cfg, stall.clone(), calls.clone()).await?;
         Ok(Exchange {
             calls,
             connection,
-            next_id: AtomicU64::new(1),
+            stall,
             payload: cfg.payload,
         })
     }
@@ -185,8 +204,9 @@ impl Exchange {
         inv: &Invocation,
         timeout: Duration,
     ) -> Result<RpcResult, RpcError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = self.calls.next_id.fetch_add(1, Ordering::Relaxed);
         let frame = self.frame(id, true, service, token, inv, timeout)?;
+        self.stall.call(timeout);
         let (tx, rx) = oneshot::channel();
         self.pending()?.insert(id, tx);
         let deadline = tokio::time::Instant::now() + timeout;
@@ -206,7 +226,17 @@ impl Exchange {
             });
         }
         match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(Ok(frame))) => decode_response(&frame.header, &frame.body),
+            Ok(Ok(Ok(frame))) => match decode_reply(&frame.header, &frame.body) {
+                Ok(r) => Ok(r),
+                Err(ReplyError::Call(e)) => Err(e),
+                Err(ReplyError::Broken(e)) => {
+                    let why = format!("protocol violation: {e}");
+                    tracing::warn!(provider = %self.addr(), reason = %why, "closing connection");
+                    self.calls.fail_all(&why);
+                    self.connection.close();
+                    Err(e)
+                }
+            },
             Ok(Ok(Err(e))) => Err(e),
             Ok(Err(_)) => Err(RpcError::Network(format!(
                 "connection to {} closed while waiting for a reply",
@@ -233,8 +263,9 @@ impl Exchange {
         sent: bool,
         timeout: Duration,
     ) -> Result<(), RpcError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = self.calls.next_id.fetch_add(1, Ordering::Relaxed);
         let frame = self.frame(id, false, service, token, inv, timeout)?;
+        self.stall.call(timeout);
         let closed = || RpcError::Network(format!("connection to {} is closed", self.addr()));
         let not_sent = || {
             RpcError::Network(format!(
@@ -308,5 +339,238 @@ impl Exchange {
 impl Drop for Exchange {
     fn drop(&mut self) {
         self.calls.fail_all("connection dropped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The exchange against a raw TCP peer that misbehaves the way a broken or hostile
+    //! provider does: each misbehaviour must cost that connection, never hang its calls.
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::BytesMut;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::Exchange;
+    use crate::hessian2::Value;
+    use crate::protocol::dubbo::connection::ConnectionConfig;
+    use crate::protocol::dubbo::frame::{split_frame, DEFAULT_PAYLOAD};
+    use crate::protocol::dubbo::message::{encode_event, encode_response, Reply};
+    use crate::rpc::{Invocation, RpcError, ServiceKey};
+
+    fn service() -> ServiceKey {
+        ServiceKey {
+            interface: "org.apache.dubbo.demo.DemoService".to_string(),
+            version: None,
+            group: None,
+        }
+    }
+
+    fn say_hello(arg: &str) -> Invocation {
+        Invocation {
+            method: Arc::from("sayHello"),
+            parameter_types: Arc::from("Ljava/lang/String;"),
+            args: vec![Value::String(arg.to_string())],
+            attachments: Vec::new(),
+        }
+    }
+
+    /// A peer that reads request frames and lets `answer` write what it likes for each.
+    async fn peer<F>(answer: F) -> String
+    where
+        F: Fn(u64, &mut BytesMut) + Send + Sync + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let answer = Arc::new(answer);
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let mut buf = BytesMut::new();
+                    loop {
+                        while let Ok(Some(frame)) = split_frame(&mut buf, DEFAULT_PAYLOAD) {
+                            let mut out = BytesMut::new();
+                            answer(frame.header.id, &mut out);
+                            if s.write_all(&out).await.is_err() {
+                                return;
+                            }
+                        }
+                        match s.read_buf(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn hello(id: u64, out: &mut BytesMut) {
+        encode_response(out, id, &Reply::Value(&Value::String("hi".into())), None);
+    }
+
+    fn cfg(read_stall_ms: u64) -> ConnectionConfig {
+        ConnectionConfig {
+            read_stall: Duration::from_millis(read_stall_ms),
+            ..ConnectionConfig::default()
+        }
+    }
+
+    async fn call(ex: &Exchange, timeout_ms: u64) -> Result<Value, RpcError> {
+        ex.invoke(
+            &service(),
+            None,
+            &say_hello("x"),
+            Duration::from_millis(timeout_ms),
+        )
+        .await
+        .map(|r| r.value)
+    }
+
+    #[tokio::test]
+    async fn a_well_behaved_peer_answers() {
+        let addr = peer(hello).await;
+        let ex = Exchange::connect(&addr, &cfg(3000)).await.expect("connect");
+        assert_eq!(
+            call(&ex, 2000).await.expect("reply"),
+            Value::String("hi".into())
+        );
+        assert!(!ex.is_closed());
+    }
+
+    #[tokio::test]
+    async fn a_stalled_frame_closes_the_connection_and_fails_its_calls_with_network() {
+        // A header promising 1000 body bytes, a few sent, then nothing for that frame.
+        let addr = peer(|id, out| {
+            let mut whole = BytesMut::new();
+            hello(id, &mut whole);
+            whole[12..16].copy_from_slice(&1000u32.to_be_bytes());
+            out.extend_from_slice(&whole[..whole.len() - 2]);
+        })
+        .await;
+        let ex = Exchange::connect(&addr, &cfg(200)).await.expect("connect");
+        // The call's own timeout is far longer: the stall limit ends it, as a network error.
+        let err = call(&ex, 20_000).await.expect_err("stalled");
+        assert!(matches!(err, RpcError::Network(_)), "{err:?}");
+        assert!(err.to_string().contains("stalled"), "{err}");
+        assert!(ex.is_closed());
+    }
+
+    #[tokio::test]
+    async fn the_stall_limit_is_the_longest_call_timeout_when_shorter() {
+        let addr = peer(|id, out| {
+            let mut whole = BytesMut::new();
+            hello(id, &mut whole);
+            whole[12..16].copy_from_slice(&1000u32.to_be_bytes());
+            out.extend_from_slice(&whole[..whole.len() - 2]);
+        })
+        .await;
+        // read-stall is a minute, the calls' timeout 300 ms: the connection closes once the
+        // frame has been stalled for 300 ms, so a second call made afterwards sees it closed.
+        let ex = Exchange::connect(&addr, &cfg(60_000))
+            .await
+            .expect("connect");
+        // Whichever ends it first, the call's timeout or the stall, it fails.
+        call(&ex, 300).await.expect_err("stalled");
+        for _ in 0..100 {
+            if ex.is_closed() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            ex.is_closed(),
+            "the stalled frame still holds the connection"
+        );
+    }
+
+    async fn violation_closes(answer: fn(u64, &mut BytesMut)) {
+        let addr = peer(answer).await;
+        let ex = Exchange::connect(&addr, &cfg(3000)).await.expect("connect");
+        let err = call(&ex, 5000).await.expect_err("violation");
+        assert!(matches!(err, RpcError::Network(_)), "{err:?}");
+        assert!(err.to_string().contains("protocol violation"), "{err}");
+        assert!(ex.is_closed());
+    }
+
+    #[tokio::test]
+    async fn a_reply_to_an_id_never_sent_closes_the_connection() {
+        violation_closes(|id, out| hello(id + 1000, out)).await;
+    }
+
+    #[tokio::test]
+    async fn a_request_from_the_provider_closes_the_connection() {
+        violation_closes(|id, out| {
+            hello(id, out);
+            out[2] |= crate::protocol::dubbo::frame::FLAG_REQUEST;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn an_unknown_event_closes_the_connection() {
+        violation_closes(|id, out| encode_event(out, id, "surprise")).await;
+    }
+
+    #[tokio::test]
+    async fn a_body_ending_mid_value_fails_the_call_and_closes_the_connection() {
+        let addr = peer(|id, out| {
+            let mut whole = BytesMut::new();
+            encode_response(
+                &mut whole,
+                id,
+                &Reply::Value(&Value::String("a longer reply".into())),
+                None,
+            );
+            // Cut the string's last bytes and make the header agree.
+            let cut = whole.len() - 4;
+            whole.truncate(cut);
+            let body = (cut - 16) as u32;
+            whole[12..16].copy_from_slice(&body.to_be_bytes());
+            out.extend_from_slice(&whole);
+        })
+        .await;
+        let ex = Exchange::connect(&addr, &cfg(3000)).await.expect("connect");
+        let err = call(&ex, 5000).await.expect_err("truncated");
+        assert!(matches!(err, RpcError::Serialization(_)), "{err:?}");
+        assert!(ex.is_closed());
+    }
+
+    #[tokio::test]
+    async fn a_provider_that_stops_reading_closes_the_connection_on_write() {
+        // Accepts and never reads: the host's writes fill the socket buffers, then stall.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let _held = tokio::spawn(async move {
+            let mut kept: Vec<TcpStream> = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                kept.push(s);
+            }
+        });
+        let cfg = ConnectionConfig {
+            payload: 64 * 1024 * 1024,
+            ..cfg(300)
+        };
+        let ex = Arc::new(Exchange::connect(&addr, &cfg).await.expect("connect"));
+        let big = "x".repeat(8 * 1024 * 1024);
+        let mut calls = Vec::new();
+        for _ in 0..8 {
+            let ex = ex.clone();
+            let big = big.clone();
+            calls.push(tokio::spawn(async move {
+                ex.invoke(&service(), None, &say_hello(&big), Duration::from_secs(30))
+                    .await
+            }));
+        }
+        for c in calls {
+            let err = c.await.expect("task").expect_err("never read");
+            assert!(matches!(err, RpcError::Network(_)), "{err:?}");
+        }
+        assert!(ex.is_closed());
     }
 }

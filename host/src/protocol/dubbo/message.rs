@@ -149,6 +149,35 @@ pub fn decode_event(body: &[u8]) -> Result<Event, DecodeError> {
 
 /// Decodes the body of a non-event response into the call's outcome.
 pub fn decode_response(header: &Header, body: &[u8]) -> Result<RpcResult, RpcError> {
+    decode_reply(header, body).map_err(|e| match e {
+        ReplyError::Call(e) | ReplyError::Broken(e) => e,
+    })
+}
+
+/// Why a reply frame gave no result: the call failed, or the frame itself is broken.
+#[derive(Debug)]
+pub enum ReplyError {
+    /// The call's own error (a status, an exception, a value the host refuses).
+    Call(RpcError),
+    /// The body ends in the middle of a value although the header's length was honoured: the
+    /// provider's stream cannot be trusted, so the connection must close. Still a
+    /// `serialization` error for the call.
+    Broken(RpcError),
+}
+
+/// [`decode_response`], telling a broken frame from a failed call.
+pub fn decode_reply(header: &Header, body: &[u8]) -> Result<RpcResult, ReplyError> {
+    decode_reply_inner(header, body).map_err(|(e, truncated)| {
+        if truncated {
+            ReplyError::Broken(e)
+        } else {
+            ReplyError::Call(e)
+        }
+    })
+}
+
+fn decode_reply_inner(header: &Header, body: &[u8]) -> Result<RpcResult, (RpcError, bool)> {
+    let call = |e: RpcError| (e, false);
     let mut dec = Decoder::new(body);
     if header.status != status::OK {
         let msg = dec
@@ -159,9 +188,15 @@ pub fn decode_response(header: &Header, body: &[u8]) -> Result<RpcResult, RpcErr
                 _ => None,
             })
             .unwrap_or_default();
-        return Err(status_error(header.status, msg));
+        return Err(call(status_error(header.status, msg)));
     }
-    let bad = |e: DecodeError| RpcError::Serialization(format!("response {}: {e}", header.id));
+    let bad = |e: DecodeError| {
+        let truncated = matches!(e, DecodeError::UnexpectedEnd { .. });
+        (
+            RpcError::Serialization(format!("response {}: {e}", header.id)),
+            truncated,
+        )
+    };
     let flag = dec.read_int().map_err(bad)?;
     let with_attachments = (3..=5).contains(&flag);
     let value = match flag {
@@ -169,13 +204,13 @@ pub fn decode_response(header: &Header, body: &[u8]) -> Result<RpcResult, RpcErr
         flag::NULL_VALUE | flag::NULL_VALUE_WITH_ATTACHMENTS => None,
         flag::WITH_EXCEPTION | flag::WITH_EXCEPTION_WITH_ATTACHMENTS => {
             let exception = dec.read_value().map_err(bad)?;
-            return Err(biz_exception(&exception));
+            return Err(call(biz_exception(&exception)));
         }
         other => {
-            return Err(RpcError::Serialization(format!(
+            return Err(call(RpcError::Serialization(format!(
                 "response {}: unknown response flag {other}",
                 header.id
-            )))
+            ))))
         }
     };
     let attachments = if with_attachments {
@@ -190,10 +225,10 @@ pub fn decode_response(header: &Header, body: &[u8]) -> Result<RpcResult, RpcErr
                 .collect(),
             Value::Null => Vec::new(),
             other => {
-                return Err(RpcError::Serialization(format!(
+                return Err(call(RpcError::Serialization(format!(
                     "response {}: attachments are not a map: {other:?}",
                     header.id
-                )))
+                ))))
             }
         }
     } else {
