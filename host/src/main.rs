@@ -438,6 +438,7 @@ async fn run(config_path: PathBuf, guest: String, args: Vec<String>) -> anyhow::
                 max_memory_mib: None,
                 timeout: None,
                 max_instances: None,
+                instance_reuse: None,
             };
             (cfg, path)
         }

@@ -588,6 +588,7 @@ mod tests {
             max_memory_mib: None,
             timeout: None,
             max_instances: None,
+            instance_reuse: None,
         };
         dubbo_wasm_host::wasm::guest::compile_bytes(&engine, &cfg, &variant, Path::new("variant"))
             .expect("the variant compiles");

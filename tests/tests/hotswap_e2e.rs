@@ -41,6 +41,16 @@ struct GuestEntry<'a> {
 }
 
 fn config_text(provider: &str, guests: &[GuestEntry], token: Option<&str>) -> String {
+    config_text_with(provider, guests, token, "")
+}
+
+/// [`config_text`] with `extra` lines in every guest's table.
+fn config_text_with(
+    provider: &str,
+    guests: &[GuestEntry],
+    token: Option<&str>,
+    extra: &str,
+) -> String {
     let mut text = format!(
         r#"
 [application]
@@ -61,6 +71,8 @@ timeout = 3000
         text.push('\n');
         text.push_str(&http_guest(g.name, g.path, g.route, &["demo"]));
         text.push('\n');
+        text.push_str(extra);
+        text.push('\n');
     }
     text
 }
@@ -79,6 +91,11 @@ struct Setup {
 
 impl Setup {
     fn new(tag: &str, token: Option<&str>) -> Setup {
+        Setup::with_guest_extra(tag, token, "")
+    }
+
+    /// A setup whose guest table has `extra` lines (e.g. `instance-reuse = 50`).
+    fn with_guest_extra(tag: &str, token: Option<&str>, extra: &str) -> Setup {
         let (mut provider, provider_addr) = start_provider();
         let dir = scratch_dir(tag);
         let v1 = read(&hello_guest());
@@ -95,8 +112,11 @@ impl Setup {
             path: &guest,
             route: "/hello",
         };
-        std::fs::write(&config, config_text(&provider_addr, &[entry], token))
-            .expect("write config");
+        std::fs::write(
+            &config,
+            config_text_with(&provider_addr, &[entry], token, extra),
+        )
+        .expect("write config");
         let host = serve(&config, "hello");
         provider.wait_accepted(1);
         Setup {
@@ -241,6 +261,35 @@ fn hundred_swaps_by_file_and_upload_under_load_fail_no_request_and_keep_the_conn
         (200, Some("UP")),
         "{health}"
     );
+}
+
+#[test]
+fn swaps_under_load_with_instance_reuse_fail_no_request() {
+    // Reused instances belong to the version that made them: after a swap, requests take
+    // instances of the new version only, and those of the old one go when its requests end.
+    let s = Setup::with_guest_extra("swaps-reuse", None, "instance-reuse = 50");
+    let (d1, d2) = (sha256_hex(&s.v1), sha256_hex(&s.v2));
+    let load = Load::start(s.http(), "/hello?name=reuse", 4);
+    load.wait_for_ok(0, 20, PATIENCE);
+    for i in 1..=20u64 {
+        let (bytes, digest, version) = if i % 2 == 1 {
+            (&s.v2, &d2, "v2")
+        } else {
+            (&s.v1, &d1, "v1")
+        };
+        let (status, body) = put(s.admin(), "/admin/guests/hello", bytes, None);
+        assert_eq!(status, 200, "swap {i}: PUT: {body}");
+        assert_eq!(digest_of(&json(&body)), *digest, "swap {i}: {body}");
+        load.wait_for_version(version, Instant::now(), PATIENCE);
+    }
+    let tally = load.stop();
+    assert_eq!(
+        tally.failed, 0,
+        "requests failed during the swaps: {:?}",
+        tally.failures
+    );
+    assert_eq!(tally.refused, 0, "{tally:?}");
+    assert!(tally.ok > 20, "{tally:?}");
 }
 
 #[test]

@@ -382,3 +382,56 @@ fn run_refuses_an_unknown_guest_with_the_names_it_knows() {
     );
     assert_eq!(out.stdout, "");
 }
+
+/// The request count the probe's instance reports for each of `n` sequential requests. An
+/// instance goes back to the idle pool just after its response is sent, so the requests are
+/// spaced out a little to find it there (this is not a timing assertion: a late return would
+/// show as a fresh instance and fail the test's counts, never pass a wrong one).
+fn counts(addr: &str, n: usize) -> Vec<u32> {
+    (0..n)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            let (status, body) = http_get(addr, "/probe/count");
+            assert_eq!(status, 200, "{body}");
+            body.trim().parse().expect("a count")
+        })
+        .collect()
+}
+
+#[test]
+fn by_default_every_request_gets_a_fresh_instance() {
+    let (_provider, provider) = start_provider();
+    let (_host, addr) = serve("fresh", &config(&provider, &probe("")));
+    assert_eq!(counts(&addr, 5), vec![1; 5], "global state carried over");
+}
+
+#[test]
+fn instance_reuse_serves_n_requests_from_one_instance_then_recycles() {
+    let (_provider, provider) = start_provider();
+    let (_host, addr) = serve("reuse-n", &config(&provider, &probe("instance-reuse = 3")));
+    // Sequential requests take the one idle instance: 1, 2, 3, then a fresh one.
+    assert_eq!(counts(&addr, 7), vec![1, 2, 3, 1, 2, 3, 1]);
+}
+
+#[test]
+fn instance_reuse_recycles_after_a_trap_a_time_limit_and_a_memory_limit() {
+    let (_provider, provider) = start_provider();
+    let (host, addr) = serve(
+        "reuse-faults",
+        &config(&provider, &probe("instance-reuse = 100")),
+    );
+    assert_eq!(counts(&addr, 2), vec![1, 2]);
+    for (route, status) in [
+        ("/probe/trap", 500),
+        ("/probe/loop", 503),
+        ("/probe/alloc", 500),
+    ] {
+        // The faulting request takes the one idle instance; it must not serve again, so the
+        // next requests start over on a fresh instance (a returned one would count 3, 4).
+        std::thread::sleep(Duration::from_millis(100));
+        let (got, body) = http_get(&addr, route);
+        assert_eq!(got, status, "{route}: {body}");
+        assert_eq!(counts(&addr, 2), vec![1, 2], "after {route}");
+    }
+    assert_serves(&addr, &host);
+}

@@ -8,6 +8,8 @@
 //! * `.../loop` spins forever, until the host interrupts it at its time limit;
 //! * `.../alloc` allocates and touches memory 1 MiB at a time until growing memory fails;
 //! * `.../hello?name=x` calls `say-hello(x)` on the Dubbo DemoService like `hello-http`;
+//! * `.../count` answers how many requests this instance has served, counted in a global
+//!   (1 every time when each request gets a fresh instance);
 //! * anything else answers 404.
 //!
 //! None of the misbehaving routes ever answers: the host must fail only that request and keep
@@ -29,6 +31,9 @@ wit_bindgen::generate!({
 
 use org_apache_dubbo::demo::demo_service;
 
+/// Requests this instance has handled, for `.../count`.
+static SERVED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// Size of one allocation of `.../alloc`.
 const CHUNK: usize = 1 << 20;
 
@@ -38,12 +43,14 @@ wasip2::http::proxy::export!(Component);
 
 impl wasip2::exports::http::incoming_handler::Guest for Component {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+        let served = SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let path_with_query = request.path_with_query().unwrap_or_default();
         let (path, query) = path_with_query
             .split_once('?')
             .unwrap_or((&path_with_query, ""));
         match path.rsplit('/').next().unwrap_or_default() {
             "ok" => respond(response_out, 200, "ok"),
+            "count" => respond(response_out, 200, &served.to_string()),
             "trap" => trap(),
             "loop" => spin(),
             "alloc" => exhaust_memory(),

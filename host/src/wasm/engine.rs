@@ -4,13 +4,27 @@
 use std::time::Duration;
 
 use wasmtime::{
-    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
+    Cache, CacheConfig, Config, Enabled, Engine, InstanceAllocationStrategy,
+    PoolingAllocationConfig,
 };
 
 use super::WasmError;
 
 /// How often the epoch advances; guest deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Bytes of each instance slot's linear memory kept mapped and reset with `memset` (or, with
+/// `PAGEMAP_SCAN`, only the dirty pages) when the slot is reused, instead of returned to the
+/// kernel with `madvise`: the kernel round trip, its page faults on the next request and the
+/// TLB shootdowns cost more than the reset for the few MiB a request touches. The rest of a
+/// slot beyond this is still decommitted. `DUBBO_WASM_KEEP_RESIDENT` (MiB) overrides it.
+const KEEP_RESIDENT_MIB: usize = 16;
+/// The same for each slot's tables.
+const TABLE_KEEP_RESIDENT: usize = 1 << 20;
+/// The same for each async stack.
+const STACK_KEEP_RESIDENT: usize = 128 << 10;
+/// Slots whose remaining memory is decommitted together, in one batch of `madvise` calls.
+const DECOMMIT_BATCH: usize = 16;
 
 /// Builds the engine and starts its epoch ticker. Instances come from a pooling allocator
 /// (instantiation in microseconds) unless the machine cannot reserve its address space or
@@ -41,7 +55,12 @@ fn build(pooling: bool) -> Result<Engine, WasmError> {
             .max_core_instance_size(10 << 20)
             .max_memories_per_component(16)
             .max_tables_per_component(32)
-            .table_elements(100_000);
+            .table_elements(100_000)
+            .linear_memory_keep_resident(keep_resident())
+            .table_keep_resident(TABLE_KEEP_RESIDENT)
+            .async_stack_keep_resident(STACK_KEEP_RESIDENT)
+            .decommit_batch_size(DECOMMIT_BATCH)
+            .pagemap_scan(Enabled::Auto);
         cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     cfg.epoch_interruption(true);
@@ -56,6 +75,14 @@ fn build(pooling: bool) -> Result<Engine, WasmError> {
         }
     }
     Engine::new(&cfg).map_err(|e| WasmError::Engine(format!("{e:#}")))
+}
+
+fn keep_resident() -> usize {
+    let mib = std::env::var("DUBBO_WASM_KEEP_RESIDENT")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(KEEP_RESIDENT_MIB);
+    mib << 20
 }
 
 fn start_ticker(engine: Engine) -> Result<Engine, WasmError> {

@@ -5,14 +5,14 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::Component;
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 
 use super::prepare::prepare_http;
 use super::state::GuestState;
@@ -93,6 +93,13 @@ pub fn time_limit(cfg: &GuestConfig) -> Duration {
     Duration::from_millis(cfg.timeout.unwrap_or(DEFAULT_TIMEOUT_MS))
 }
 
+/// An instance that has served `served` requests and may serve more (`instance-reuse`).
+pub struct Warm {
+    pub store: Store<GuestState>,
+    pub proxy: Proxy,
+    pub served: u32,
+}
+
 /// An HTTP guest ready to serve: one pre-instantiated component and its limits.
 pub struct Guest {
     name: String,
@@ -101,6 +108,11 @@ pub struct Guest {
     digest: Digest,
     timeout: Duration,
     instances: Arc<Semaphore>,
+    /// `instance-reuse`: requests one instance may serve (1: a fresh one each time).
+    reuse: u32,
+    /// Instances between requests, when `reuse` > 1; at most `max-instances`.
+    idle: Mutex<Vec<Warm>>,
+    max_idle: usize,
 }
 
 impl Guest {
@@ -130,15 +142,17 @@ impl Guest {
         refs: &References,
     ) -> Result<Guest, WasmError> {
         let pre = prepare_http(engine, cfg, component, refs)?;
+        let max_instances = cfg.max_instances.unwrap_or(DEFAULT_MAX_INSTANCES);
         Ok(Guest {
             name: cfg.name.clone(),
             pre,
             cfg: cfg.clone(),
             digest,
             timeout: time_limit(cfg),
-            instances: Arc::new(Semaphore::new(
-                cfg.max_instances.unwrap_or(DEFAULT_MAX_INSTANCES),
-            )),
+            instances: Arc::new(Semaphore::new(max_instances)),
+            reuse: cfg.instance_reuse.unwrap_or(1).max(1),
+            idle: Mutex::new(Vec::new()),
+            max_idle: max_instances,
         })
     }
 
@@ -179,21 +193,49 @@ impl Guest {
 
     /// A fresh store for one request, with the guest's memory and time limits applied.
     pub fn new_store(&self) -> Store<GuestState> {
-        let mut store = Store::new(self.pre.engine(), GuestState::new(store_limits(&self.cfg)));
+        let mut state = GuestState::new(store_limits(&self.cfg));
+        state.begin_request(self.timeout);
+        let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
         // Yield to the executor on every tick instead of running to the deadline: a spinning
         // guest must not hold a Tokio worker, and with it the I/O and timer drivers, for its
-        // whole time limit. At the deadline it traps with `Trap::Interrupt`.
-        let deadline = std::time::Instant::now() + self.timeout;
+        // whole time limit. At the deadline (the request's, so that a reused instance gets
+        // each request its own) it traps with `Trap::Interrupt`.
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            Ok(if std::time::Instant::now() >= deadline {
+        store.epoch_deadline_callback(|ctx| {
+            Ok(if std::time::Instant::now() >= ctx.data().deadline {
                 wasmtime::UpdateDeadline::Interrupt
             } else {
                 wasmtime::UpdateDeadline::Yield(1)
             })
         });
         store
+    }
+
+    /// `instance-reuse`: how many requests one instance serves (1: a fresh one each).
+    pub fn reuse(&self) -> u32 {
+        self.reuse
+    }
+
+    /// An instance that served earlier requests and may serve this one, started on it.
+    pub fn take_warm(&self) -> Option<Warm> {
+        let mut warm = self.idle.lock().ok()?.pop()?;
+        warm.store.data_mut().begin_request(self.timeout);
+        warm.store.set_epoch_deadline(1);
+        Some(warm)
+    }
+
+    /// Keeps an instance that finished a request without a trap for the next one, unless it
+    /// has served its `instance-reuse` requests (then it is dropped and its slot reset).
+    pub fn put_warm(&self, warm: Warm) {
+        if warm.served >= self.reuse {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < self.max_idle {
+                idle.push(warm);
+            }
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! The `http` trigger: serves `wasi:http/incoming-handler` guests on one listener, routed by
 //! path prefix, with one fresh instance per request from the guest's pre-instantiated
-//! component. A guest that traps, runs out of time or never answers fails only its request.
+//! component (or, with `instance-reuse = N`, one instance for up to N requests in sequence). A guest that traps, runs out of time or never answers fails only its request.
 //! Each request takes its guest's current version once, so a hot swap never affects a request
 //! in flight; routes themselves can be replaced at run time (config reload).
 
@@ -189,7 +189,10 @@ async fn run_guest(
             false,
         ));
     };
-    let mut store = guest.new_store();
+    let (mut store, mut warm) = match guest.take_warm() {
+        Some(w) => (w.store, Some((w.proxy, w.served))),
+        None => (guest.new_store(), None),
+    };
     let (tx, rx) = tokio::sync::oneshot::channel();
     let req = store
         .data_mut()
@@ -201,15 +204,28 @@ async fn run_guest(
         .http()
         .new_response_outparam(tx)
         .map_err(internal)?;
-    let pre = guest.pre().clone();
+    let owner = guest.clone();
     let task = tokio::spawn(async move {
         // Held until the guest is done, including any body it streams after the response.
         let _permit = permit;
-        let proxy = pre.instantiate_async(&mut store).await?;
+        let (proxy, served) = match warm.take() {
+            Some(w) => w,
+            None => (owner.pre().instantiate_async(&mut store).await?, 0),
+        };
         proxy
             .wasi_http_incoming_handler()
             .call_handle(&mut store, req, out)
-            .await
+            .await?;
+        // Only an instance that finished without a trap or a limit serves again; a request
+        // the host gave up on aborts this task, which drops the instance.
+        if owner.reuse() > 1 {
+            owner.put_warm(super::guest::Warm {
+                store,
+                proxy,
+                served: served + 1,
+            });
+        }
+        Ok(())
     });
     let limit = guest.timeout();
     let answer = tokio::select! {

@@ -51,6 +51,9 @@ pub struct GuestState {
     pub attachments_out: Vec<(String, String)>,
     /// Attachments of the last reply, for `dubbo:host/context.attachment`.
     pub attachments_in: Vec<(String, String)>,
+    /// When the request being served runs out of time (read by the epoch callback, so an
+    /// instance that serves several requests gets each its own limit).
+    pub deadline: std::time::Instant,
 }
 
 impl GuestState {
@@ -70,7 +73,18 @@ impl GuestState {
             hooks: DenyOutgoingHttp,
             attachments_out: Vec::new(),
             attachments_in: Vec::new(),
+            deadline: std::time::Instant::now(),
         }
+    }
+}
+
+impl GuestState {
+    /// Starts a request with `limit` to run: its deadline, and none of the attachments of an
+    /// earlier request this instance served.
+    pub fn begin_request(&mut self, limit: std::time::Duration) {
+        self.deadline = std::time::Instant::now() + limit;
+        self.attachments_out.clear();
+        self.attachments_in.clear();
     }
 }
 

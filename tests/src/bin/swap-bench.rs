@@ -227,6 +227,7 @@ fn compile_fresh(component: &[u8], n: usize) -> anyhow::Result<Vec<Duration>> {
         max_memory_mib: None,
         timeout: None,
         max_instances: None,
+        instance_reuse: None,
     };
     (0..n)
         .map(|_| {
