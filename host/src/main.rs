@@ -119,7 +119,8 @@ struct Target {
     #[arg(long, value_name = "MS")]
     timeout: Option<u64>,
     /// TOML configuration file holding the reference to call, instead of --url/--interface.
-    #[arg(long, short, requires = "reference")]
+    /// (No `-c`: that is `bench`'s --concurrency.)
+    #[arg(long, requires = "reference")]
     config: Option<PathBuf>,
     /// Id of the [[reference]] in --config to call.
     #[arg(long, requires = "config")]
@@ -447,4 +448,36 @@ async fn run(config_path: PathBuf, guest: String, args: Vec<String>) -> anyhow::
     let engine = new_engine()?;
     let code = dubbo_wasm_host::wasm::cli::run(&engine, &cfg, &path, &refs, &args).await?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks flag clashes (e.g. two `-c`) only in debug builds and at parse time; a
+    /// release binary would silently pick one. This runs the check on every subcommand.
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bench_takes_c_as_concurrency() {
+        let cli = <super::Cli as clap::Parser>::try_parse_from([
+            "dubbo-wasm-host",
+            "bench",
+            "--url",
+            "dubbo://127.0.0.1:1",
+            "--interface",
+            "I",
+            "-c",
+            "64",
+            "m",
+        ]);
+        match cli.map(|c| c.command) {
+            Ok(super::Command::Bench(b)) => assert_eq!(b.concurrency, 64),
+            Ok(_) => panic!("not bench"),
+            Err(e) => panic!("{e}"),
+        }
+    }
 }
