@@ -125,6 +125,22 @@ impl Load {
         }
     }
 
+    /// Waits until `n` calls sent after `since` have been answered (whatever the answer).
+    fn wait_for_calls(&self, since: Instant, n: usize) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let done = self.calls().iter().filter(|c| c.sent >= since).count();
+            if done >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {done} of {n} calls answered within {PATIENCE:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Stops the threads (each finishes its call in flight) and returns every call.
     fn stop(self) -> Vec<Call> {
         self.stop.store(true, Ordering::Relaxed);
@@ -249,10 +265,11 @@ enum Cost {
 
 /// Runs one hostile episode under load and checks that it cost only `cost`.
 fn episode(mode: Mode, cost: Cost) {
-    let timeout_ms = match cost {
-        // A drip sends a byte a second: the calls waiting on it must give up sooner.
-        Cost::Connection => 500,
-        Cost::Call => 2000,
+    let timeout_ms = match mode {
+        // A stall is closed after the longest timeout of the calls waiting on it, and a drip
+        // sends a byte a second: the calls must give up sooner than that.
+        Mode::Stall | Mode::StallSilent | Mode::Drip => 500,
+        _ => 2000,
     };
     let mut s = Scene::start(mode.name(), timeout_ms);
     // The warm-up calls are not the load's.
@@ -270,14 +287,18 @@ fn episode(mode: Mode, cost: Cost) {
         Cost::Call => "always",
         Cost::Connection => "1",
     };
+    let on = Instant::now();
     s.hostile.command(
         &format!("hostile {mode} {times}"),
         &format!("ok hostile {mode}"),
     );
     let after = match cost {
         Cost::Call => {
-            // Several bad replies, then good ones again on the same connection.
+            // Several bad replies, under load on both references, then good ones again on
+            // the same connection.
             s.wait_stat("hostile-sent", 5);
+            hello.wait_for_calls(on, 20);
+            users.wait_for_calls(on, 20);
             s.hostile.command("hostile off", "ok hostile off");
             Instant::now()
         }
@@ -289,6 +310,8 @@ fn episode(mode: Mode, cost: Cost) {
     hello.wait_for(after, "answered by the hostile provider again", |c| {
         s.answered_by_hostile(c)
     });
+    hello.wait_for_calls(on, 20);
+    users.wait_for_calls(on, 20);
     let hello = hello.stop();
     let users = users.stop();
 
@@ -308,9 +331,10 @@ fn episode(mode: Mode, cost: Cost) {
     kinds.sort();
     kinds.dedup();
     eprintln!(
-        "{mode}: {} /hello calls, {} failed ({kinds:?}), {} /api calls; {counts}",
+        "{mode}: {} /hello calls, {} failed ({kinds:?}, first: {:?}), {} /api calls; {counts}",
         hello.len(),
         hello.iter().filter(|c| !c.ok()).count(),
+        hello.iter().find(|c| !c.ok()).map(|c| c.body.as_str()),
         users.len()
     );
 
