@@ -3,11 +3,14 @@
 //! reply) and `test.reply-bytes` (reply with a string of that many bytes). Per process, through
 //! lines on stdin: `readonly`, `writable`, `close`, `garbage`, `heartbeat`, `mute-heartbeats`,
 //! `answer-heartbeats`, `mute-metadata`, `answer-metadata` (whether `MetadataService` calls get
-//! a reply), and `stats`, which prints
-//! `stats accepted=N requests=N heartbeat-replies=N metadata-calls=N max-in-flight=N`.
+//! a reply), `hostile MODE [N|always]` and `hostile off` (the next N requests, default 1, or
+//! every request get the hostile reply of `MODE`, see `hostile`), and `stats`, which prints
+//! `stats accepted=N requests=N heartbeat-replies=N metadata-calls=N max-in-flight=N
+//! hostile-sent=N peer-closed=N` (`peer-closed`: connections the consumer closed).
 
 use std::io::BufRead;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -17,6 +20,8 @@ use dubbo_wasm_host::protocol::dubbo::message::{
     decode_request, encode_event, encode_heartbeat_request, encode_response, DecodedRequest, Reply,
 };
 use tokio::sync::{broadcast, mpsc};
+
+use crate::hostile::{Mode, Switch, Times};
 
 /// A command sent to every open connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +53,12 @@ pub struct Control {
     /// Requests being served now, and the most ever served at once.
     pub in_flight: AtomicU64,
     pub max_in_flight: AtomicU64,
+    /// Hostile replies handed to a connection's writer.
+    pub hostile_sent: AtomicU64,
+    /// Connections that ended because the consumer closed or reset them.
+    pub peer_closed: AtomicU64,
+    /// The hostile mode on, and how many more requests get it.
+    hostile: Mutex<Option<(Mode, Times)>>,
     commands: broadcast::Sender<Command>,
 }
 
@@ -62,6 +73,9 @@ impl Default for Control {
             mute_metadata: AtomicBool::new(false),
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
+            hostile_sent: AtomicU64::new(0),
+            peer_closed: AtomicU64::new(0),
+            hostile: Mutex::new(None),
             commands: broadcast::channel(64).0,
         }
     }
@@ -76,13 +90,43 @@ impl Control {
     /// The counters as one line.
     pub fn stats_line(&self) -> String {
         format!(
-            "stats accepted={} requests={} heartbeat-replies={} metadata-calls={} max-in-flight={}",
+            "stats accepted={} requests={} heartbeat-replies={} metadata-calls={} max-in-flight={} hostile-sent={} peer-closed={}",
             self.accepted.load(Ordering::Relaxed),
             self.requests.load(Ordering::Relaxed),
             self.heartbeat_replies.load(Ordering::Relaxed),
             self.metadata_calls.load(Ordering::Relaxed),
-            self.max_in_flight.load(Ordering::Relaxed)
+            self.max_in_flight.load(Ordering::Relaxed),
+            self.hostile_sent.load(Ordering::Relaxed),
+            self.peer_closed.load(Ordering::Relaxed)
         )
+    }
+
+    /// The hostile mode the next request gets, if one is on; counts it against `N`.
+    pub fn take_hostile(&self) -> Option<Mode> {
+        let mut on = self.hostile.lock().ok()?;
+        let (mode, times) = (*on)?;
+        match times {
+            Times::Always => {}
+            Times::Next(n) if n <= 1 => *on = None,
+            Times::Next(n) => *on = Some((mode, Times::Next(n - 1))),
+        }
+        Some(mode)
+    }
+
+    /// Applies `hostile …` (the words after `hostile`).
+    fn switch_hostile(&self, args: &str) -> String {
+        let switch = match Switch::parse(args) {
+            Ok(s) => s,
+            Err(e) => return format!("error {e}"),
+        };
+        let Ok(mut on) = self.hostile.lock() else {
+            return "error hostile state poisoned".to_string();
+        };
+        *on = match switch {
+            Switch::On(_, Times::Next(0)) | Switch::Off => None,
+            Switch::On(mode, times) => Some((mode, times)),
+        };
+        format!("ok hostile {}", args.trim())
     }
 
     /// Applies one stdin line; returns what to print, if anything.
@@ -110,6 +154,9 @@ impl Control {
                 return Some("ok answer-metadata".to_string());
             }
             "stats" => return Some(self.stats_line()),
+            l if l == "hostile" || l.starts_with("hostile ") => {
+                return Some(self.switch_hostile(&l["hostile".len()..]));
+            }
             "" => return None,
             other => return Some(format!("unknown command {other:?}")),
         };
@@ -194,5 +241,35 @@ impl CallFaults {
         let value = Value::String("x".repeat(n));
         encode_response(&mut out, id, &Reply::Value(&value), None);
         Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_answers_the_next_n_requests_or_all_until_off() {
+        let c = Control::default();
+        assert_eq!(c.take_hostile(), None);
+        assert_eq!(c.apply("hostile deep").as_deref(), Some("ok hostile deep"));
+        assert_eq!(c.take_hostile(), Some(Mode::Deep));
+        assert_eq!(c.take_hostile(), None, "N defaults to 1");
+        c.apply("hostile drip 2");
+        assert_eq!(c.take_hostile(), Some(Mode::Drip));
+        assert_eq!(c.take_hostile(), Some(Mode::Drip));
+        assert_eq!(c.take_hostile(), None);
+        c.apply("hostile bad-magic always");
+        for _ in 0..5 {
+            assert_eq!(c.take_hostile(), Some(Mode::BadMagic));
+        }
+        assert_eq!(c.apply("hostile off").as_deref(), Some("ok hostile off"));
+        assert_eq!(c.take_hostile(), None);
+        let refused = c.apply("hostile sideways").unwrap_or_default();
+        assert!(
+            refused.starts_with("error ") && refused.contains("sideways"),
+            "{refused}"
+        );
+        assert!(c.stats_line().ends_with(" hostile-sent=0 peer-closed=0"));
     }
 }

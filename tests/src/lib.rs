@@ -5,6 +5,7 @@ pub mod admin;
 pub mod config;
 pub mod discovery;
 pub mod faults;
+pub mod hostile;
 pub mod metadata;
 pub mod process;
 pub mod provider;

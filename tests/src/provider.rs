@@ -1,7 +1,8 @@
 //! A small Dubbo provider speaking `dubbo://` with Hessian2, built on the host's own codec:
 //! it serves `org.apache.dubbo.demo.DemoService#sayHello` like the Java demo provider and the
 //! `org.apache.dubbo.samples.UserService` methods the typed and generic tests call, answers
-//! heartbeats, counts accepted connections and misbehaves on request (see `faults`). With
+//! heartbeats, counts accepted connections and misbehaves on request (see `faults`; the hostile
+//! replies of `hostile` take the place of a reply, on the connection's writer). With
 //! application-level registration it also serves Dubbo's `MetadataService` (see `metadata`),
 //! on the services' port or on a port of its own. Tests and the demo run it as a process.
 
@@ -20,6 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::faults::{command_frame, CallFaults, Command, Control};
+use crate::hostile::Hostile;
 use crate::metadata::{
     MetadataInfo, GET_METADATA_INFO, METADATA_SERVICE, METADATA_SERVICE_VERSION,
 };
@@ -79,6 +81,12 @@ pub enum UnknownRevision {
     Null,
     /// A SERVICE_ERROR status with a message.
     Error,
+}
+
+/// What a connection's writer task writes: a frame, or a hostile reply (see `hostile`).
+enum Outgoing {
+    Frame(BytesMut),
+    Hostile(Hostile),
 }
 
 /// Serves connections from `listener` forever, under the fault switches of `control`.
@@ -156,11 +164,22 @@ async fn serve_connection(
     exports: Arc<Exports>,
 ) -> std::io::Result<()> {
     let (mut rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<BytesMut>(1024);
+    let (tx, mut rx) = mpsc::channel::<Outgoing>(1024);
+    let sent = control.clone();
     let writer = tokio::spawn(async move {
-        while let Some(frame) = rx.recv().await {
-            if wr.write_all(&frame).await.is_err() {
-                break;
+        while let Some(out) = rx.recv().await {
+            let more = match out {
+                Outgoing::Frame(frame) => wr.write_all(&frame).await.map(|()| true),
+                Outgoing::Hostile(hostile) => {
+                    sent.hostile_sent.fetch_add(1, Ordering::Relaxed);
+                    hostile.write(&mut wr).await
+                }
+            };
+            match more {
+                Ok(true) => {}
+                // A silent stall: what is queued from now on is never written.
+                Ok(false) => while rx.recv().await.is_some() {},
+                Err(_) => break,
             }
         }
     });
@@ -188,6 +207,13 @@ async fn serve_connection(
                 if is_metadata && control.mute_metadata.load(Ordering::Relaxed) {
                     continue;
                 }
+                let hostile = (h.is_request() && h.is_two_way() && !h.is_event() && !is_metadata)
+                    .then(|| control.take_hostile())
+                    .flatten();
+                if let Some(mode) = hostile {
+                    let _ = tx.send(Outgoing::Hostile(Hostile::reply(mode, h.id))).await;
+                    continue;
+                }
                 let tx = tx.clone();
                 let local = local.clone();
                 let exports = exports.clone();
@@ -210,7 +236,7 @@ async fn serve_connection(
                         .big_reply(h.id)
                         .or_else(|| answer(&frame, request, &local, &exports));
                     if let Some(reply) = reply {
-                        let _ = tx.send(reply).await;
+                        let _ = tx.send(Outgoing::Frame(reply)).await;
                     }
                 });
                 continue;
@@ -219,17 +245,24 @@ async fn serve_connection(
             Err(e) => break Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
         }
         tokio::select! {
-            read = rd.read_buf(&mut buf) => {
-                if read? == 0 {
+            read = rd.read_buf(&mut buf) => match read {
+                Ok(0) => {
+                    control.peer_closed.fetch_add(1, Ordering::Relaxed);
                     break Ok(());
                 }
-            }
+                Ok(_) => {}
+                Err(e) => {
+                    // A reset is the consumer closing too (with unread data on its side).
+                    control.peer_closed.fetch_add(1, Ordering::Relaxed);
+                    break Err(e);
+                }
+            },
             command = commands.recv() => {
                 let Ok(command) = command else { continue };
                 event_id += 1;
                 match command_frame(command, event_id) {
                     Some(frame) => {
-                        let _ = tx.send(frame).await;
+                        let _ = tx.send(Outgoing::Frame(frame)).await;
                     }
                     None => {
                         // Close now, even with replies still pending on this connection.

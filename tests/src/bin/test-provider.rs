@@ -1,7 +1,8 @@
 //! `test-provider`: a Dubbo provider of `org.apache.dubbo.demo.DemoService` (and
 //! `org.apache.dubbo.samples.UserService`) for the demo and the end-to-end tests. Prints
 //! `listening on HOST:PORT` once it accepts connections; takes fault commands on stdin (see
-//! `dubbo_wasm_host_tests::faults`).
+//! `dubbo_wasm_host_tests::faults`), among them `hostile MODE [N|always]`, which answers
+//! requests with the hostile replies of `dubbo_wasm_host_tests::hostile`.
 //!
 //! With `--registry` it registers the way Java Dubbo 3.2 does for `--register-mode`:
 //! `interface` (a provider URL under `/dubbo/{interface}/providers`, printing `registered URL`),
