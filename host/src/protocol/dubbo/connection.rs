@@ -1,5 +1,7 @@
 //! One TCP connection to a provider, as a transport: it reads and writes Dubbo frames and
-//! nothing else. A writer task batches queued frames into one write; a reader task splits the
+//! nothing else. A caller writes its frame itself when the connection is idle (one syscall on
+//! the caller's task, no hop through another task); when the socket is busy or full, frames
+//! queue in one buffer that a flusher task writes in batches. A reader task splits the
 //! byte stream into frames (the header checked before the body arrives) and hands each to the
 //! connection's [`Inbound`] side, which also hears when the connection has been read-idle for
 //! the heartbeat period and when it ends. Request ids, replies and events are the exchange's
@@ -18,10 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 
 use super::frame::{split_frame, Frame, DEFAULT_PAYLOAD};
@@ -55,15 +57,14 @@ impl Default for ConnectionConfig {
 /// Default of `read-stall`, in milliseconds.
 pub const DEFAULT_READ_STALL_MS: u64 = 3000;
 
-/// Frames queued for the writer task before callers wait for room.
-const WRITE_QUEUE: usize = 4096;
-/// The writer stops gathering queued frames into one write past this many bytes.
-const WRITE_BATCH: usize = 256 * 1024;
+/// Bytes queued behind a busy socket before callers wait for room (at least twice the
+/// payload limit, so one largest frame always fits).
+const BACKLOG_MIN: usize = 4 * 1024 * 1024;
 
-/// One frame for the writer, and who waits for it to be written (Dubbo's `sent=true`).
+/// One frame to write, and who waits for it to be written (Dubbo's `sent=true`).
 pub struct Outgoing {
     pub frame: BytesMut,
-    pub written: Option<tokio::sync::oneshot::Sender<()>>,
+    pub written: Option<oneshot::Sender<()>>,
 }
 
 impl Outgoing {
@@ -76,8 +77,101 @@ impl Outgoing {
     }
 }
 
-/// Where frames go out: the writer task's queue. Cloned by whoever needs to write.
-pub type Outbound = mpsc::Sender<Outgoing>;
+/// The connection was closed: the frame was not written.
+#[derive(Debug)]
+pub struct Closed;
+
+/// Where frames go out: the socket's write side, shared by callers and the flusher.
+pub type Outbound = Arc<Link>;
+
+/// The write side of one connection. While `flushing` is clear the socket is idle and a caller
+/// writes its frame directly with a non-blocking `try_write`, under the lock that also orders
+/// frames; what does not go out at once (socket buffer full) is queued, `flushing` is set, and
+/// from then until the queue is empty only the flusher task writes, while callers append.
+pub struct Link {
+    wr: OwnedWriteHalf,
+    state: std::sync::Mutex<LinkState>,
+    /// Wakes the flusher when `flushing` is set.
+    wake: Notify,
+    /// Wakes callers waiting for room in the queue.
+    room: Notify,
+    backlog: usize,
+}
+
+#[derive(Default)]
+struct LinkState {
+    queue: BytesMut,
+    waiters: Vec<oneshot::Sender<()>>,
+    flushing: bool,
+    closed: Option<String>,
+}
+
+impl Link {
+    /// Writes `out` now if the socket is idle, else queues it behind what is being written;
+    /// waits only when the queue is over its backlog.
+    pub async fn send(&self, out: Outgoing) -> Result<(), Closed> {
+        let Outgoing { frame, written } = out;
+        let mut written = written;
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let Ok(mut st) = self.state.lock() else {
+                    return Err(Closed);
+                };
+                if st.closed.is_some() {
+                    return Err(Closed);
+                }
+                if !st.flushing {
+                    let mut sent = 0;
+                    while sent < frame.len() {
+                        match self.wr.try_write(&frame[sent..]) {
+                            Ok(n) => sent += n,
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "write failed; closing connection");
+                                st.closed = Some(format!("write failed: {e}"));
+                                drop(st);
+                                self.wake.notify_one();
+                                return Err(Closed);
+                            }
+                        }
+                    }
+                    if sent == frame.len() {
+                        drop(st);
+                        if let Some(w) = written {
+                            let _ = w.send(());
+                        }
+                        return Ok(());
+                    }
+                    st.queue.extend_from_slice(&frame[sent..]);
+                    st.waiters.extend(written.take());
+                    st.flushing = true;
+                    drop(st);
+                    self.wake.notify_one();
+                    return Ok(());
+                }
+                if st.queue.len() < self.backlog {
+                    st.queue.extend_from_slice(&frame);
+                    st.waiters.extend(written.take());
+                    return Ok(());
+                }
+            }
+            room.await;
+        }
+    }
+
+    /// Marks the link closed with `why` (the first reason wins) and wakes whoever waits.
+    fn close(&self, why: &str) {
+        if let Ok(mut st) = self.state.lock() {
+            st.closed.get_or_insert_with(|| why.to_string());
+            st.waiters.clear();
+        }
+        self.wake.notify_one();
+        self.room.notify_waiters();
+    }
+}
 
 /// What a connection's reader reports to the side that understands frames.
 pub trait Inbound: Send + Sync + 'static {
@@ -164,17 +258,22 @@ impl Connection {
             .set_nodelay(true)
             .map_err(|e| RpcError::Network(format!("cannot set TCP_NODELAY on {addr}: {e}")))?;
         let (rd, wr) = stream.into_split();
-        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-        let writer = tokio::spawn(write_loop(
+        let link = Arc::new(Link {
             wr,
-            rx,
+            state: std::sync::Mutex::new(LinkState::default()),
+            wake: Notify::new(),
+            room: Notify::new(),
+            backlog: BACKLOG_MIN.max(cfg.payload.saturating_mul(2)),
+        });
+        let writer = tokio::spawn(flush_loop(
+            link.clone(),
             addr.to_string(),
             stall.clone(),
             inbound.clone(),
         ));
         let reader = tokio::spawn(read_loop(
             rd,
-            tx.clone(),
+            link.clone(),
             addr.to_string(),
             inbound,
             cfg.clone(),
@@ -183,7 +282,7 @@ impl Connection {
         tracing::debug!(provider = addr, "connected");
         Ok(Connection {
             addr: addr.to_string(),
-            writer: tx,
+            writer: link,
             tasks: [writer, reader],
         })
     }
@@ -200,6 +299,7 @@ impl Connection {
 
     /// Ends the connection now: the reader and writer stop and the socket closes.
     pub fn close(&self) {
+        self.writer.close("closed by the host");
         for t in &self.tasks {
             t.abort();
         }
@@ -208,56 +308,103 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
+        self.writer.close("connection dropped");
         for t in &self.tasks {
             t.abort();
         }
     }
 }
 
-async fn write_loop<I: Inbound>(
-    mut wr: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Outgoing>,
+/// Writes what callers queued while the socket was busy, in batches, until the queue is
+/// empty (then callers write directly again), the link closes, or a write stalls.
+async fn flush_loop<I: Inbound>(
+    link: Arc<Link>,
     addr: String,
     stall: Arc<StallLimit>,
     inbound: Arc<I>,
 ) {
-    let mut batch = BytesMut::with_capacity(8 * 1024);
-    let mut waiting = Vec::new();
-    while let Some(first) = rx.recv().await {
-        batch.unsplit(first.frame);
-        waiting.extend(first.written);
-        // Gather what queued up meanwhile: one syscall for many frames under load.
-        while batch.len() < WRITE_BATCH {
-            match rx.try_recv() {
-                Ok(more) => {
-                    batch.extend_from_slice(&more.frame);
-                    waiting.extend(more.written);
+    let mut batch = BytesMut::with_capacity(16 * 1024);
+    let mut waiters = Vec::new();
+    let why = loop {
+        let wake = link.wake.notified();
+        // What the queue says, decided under the lock and acted on after it.
+        let next = {
+            let Ok(mut st) = link.state.lock() else {
+                break "connection state poisoned".to_string();
+            };
+            match &st.closed {
+                Some(why) => Flush::Closed(why.clone()),
+                None if !st.flushing => Flush::Idle,
+                None if st.queue.is_empty() => {
+                    st.flushing = false;
+                    continue;
                 }
-                Err(_) => break,
+                None => {
+                    std::mem::swap(&mut batch, &mut st.queue);
+                    waiters.append(&mut st.waiters);
+                    Flush::Write
+                }
+            }
+        };
+        match next {
+            Flush::Idle => {
+                wake.await;
+                continue;
+            }
+            Flush::Closed(why) => {
+                // Closed by the reader, the exchange, or a caller whose write failed (which
+                // logged it).
+                tracing::debug!(provider = %addr, reason = %why, "flusher ends");
+                inbound.closed(&why);
+                return;
+            }
+            Flush::Write => {}
+        }
+        link.room.notify_waiters();
+        let limit = stall.get();
+        match tokio::time::timeout(limit, write_all(&link.wr, &batch)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => break format!("write failed: {e}"),
+            Err(_) => {
+                break format!(
+                    "a {}-byte write made no way in {} ms: the provider stopped reading",
+                    batch.len(),
+                    limit.as_millis()
+                )
             }
         }
-        let limit = stall.get();
-        let failed = match tokio::time::timeout(limit, wr.write_all(&batch)).await {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(format!("write failed: {e}")),
-            Err(_) => Some(format!(
-                "a {}-byte write made no way in {} ms: the provider stopped reading",
-                batch.len(),
-                limit.as_millis()
-            )),
-        };
-        if let Some(why) = failed {
-            tracing::warn!(provider = %addr, reason = %why, "closing connection");
-            // Ends the reader too, so the socket closes rather than lingering half-open.
-            let _ = wr.shutdown().await;
-            inbound.closed(&why);
-            return;
-        }
         batch.clear();
-        for w in waiting.drain(..) {
+        for w in waiters.drain(..) {
             let _ = w.send(());
         }
+    };
+    link.close(&why);
+    tracing::warn!(provider = %addr, reason = %why, "closing connection");
+    inbound.closed(&why);
+}
+
+/// The flusher's next step.
+enum Flush {
+    /// Callers write directly: wait to be woken.
+    Idle,
+    /// Write the batch just taken from the queue.
+    Write,
+    /// The link closed, with why.
+    Closed(String),
+}
+
+/// Writes all of `buf` through a shared write half, waiting for the socket to take it.
+async fn write_all(wr: &OwnedWriteHalf, mut buf: &[u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        wr.writable().await?;
+        match wr.try_write(buf) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
     }
+    Ok(())
 }
 
 async fn read_loop<I: Inbound>(
@@ -323,6 +470,7 @@ async fn read_loop<I: Inbound>(
         }
     };
     tracing::debug!(provider = %addr, reason = %why, "connection ended");
+    writer.close(&why);
     inbound.closed(&why);
 }
 
