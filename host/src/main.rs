@@ -51,6 +51,11 @@ enum Command {
     /// percentiles and errors by kind, through the same reference a guest uses.
     #[command(after_help = BENCH_HELP)]
     Bench(Box<BenchArgs>),
+    /// WIT from Dubbo service definitions: `wit generate`.
+    Wit {
+        #[command(subcommand)]
+        command: dubbo_wasm_host::witgen::command::WitCommand,
+    },
     /// Run a `wasi:cli/run` guest once and exit with its exit code.
     Run {
         /// The TOML configuration file (references, and the guest's settings if named there).
@@ -119,7 +124,8 @@ struct Target {
     #[arg(long, value_name = "MS")]
     timeout: Option<u64>,
     /// TOML configuration file holding the reference to call, instead of --url/--interface.
-    #[arg(long, short, requires = "reference")]
+    /// (No `-c`: `bench` has it for --concurrency.)
+    #[arg(long, requires = "reference")]
     config: Option<PathBuf>,
     /// Id of the [[reference]] in --config to call.
     #[arg(long, requires = "config")]
@@ -204,6 +210,7 @@ fn main() -> ExitCode {
             Command::Check { config } => Ok(dubbo_wasm_host::check::run(&config).await),
             Command::Call(args) => call(*args).await,
             Command::Bench(args) => bench(*args).await,
+            Command::Wit { command } => Ok(dubbo_wasm_host::witgen::command::run(command).await),
             Command::Run {
                 config,
                 guest,
@@ -446,4 +453,14 @@ async fn run(config_path: PathBuf, guest: String, args: Vec<String>) -> anyhow::
     let engine = new_engine()?;
     let code = dubbo_wasm_host::wasm::cli::run(&engine, &cfg, &path, &refs, &args).await?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }
