@@ -398,6 +398,12 @@ impl Mapping {
             }
             Mapping::String => match v {
                 Value::String(s) => Val::String(s.clone()),
+                // hessian-lite writes BigDecimal (and BigInteger) as an object holding the
+                // decimal text.
+                Value::Object(o) if is_decimal_class(&o.class.name) => match o.get("value") {
+                    Some(Value::String(s)) => Val::String(s.clone()),
+                    _ => return Err(fits("string").into()),
+                },
                 _ => return Err(fits("string").into()),
             },
             Mapping::Boolean => match v {
@@ -419,7 +425,11 @@ impl Mapping {
                     .and_then(|i| i32::try_from(i).ok())
                     .ok_or_else(|| fits("s32"))?,
             ),
-            Mapping::Long => Val::S64(int(v).ok_or_else(|| fits("s64"))?),
+            // A java.util.Date is its epoch milliseconds.
+            Mapping::Long => match v {
+                Value::Date(ms) => Val::S64(*ms),
+                _ => Val::S64(int(v).ok_or_else(|| fits("s64"))?),
+            },
             Mapping::Float => match v {
                 Value::Double(d) => Val::Float32(*d as f32),
                 Value::Int(i) => Val::Float32(*i as f32),
@@ -501,6 +511,11 @@ impl Mapping {
             }
         })
     }
+}
+
+/// Whether `class` is one hessian-lite writes as `{value: "<decimal text>"}`.
+pub fn is_decimal_class(class: &str) -> bool {
+    matches!(class, "java.math.BigDecimal" | "java.math.BigInteger")
 }
 
 /// Back-reference resolution for one reply, built only when a reference is met.
