@@ -177,7 +177,12 @@ pub(super) fn plan(
     let mut records = Vec::new();
     for class in &all {
         let kind = mapper.named[class].clone();
-        check_names(class, &kind, &interfaces)?;
+        let user = interfaces
+            .iter()
+            .zip(&reach)
+            .find(|(_, r)| r.contains(class))
+            .map_or("", |(i, _)| i.java.as_str());
+        check_names(class, &kind, user)?;
         records.push(Record {
             java: class.clone(),
             wit_name: wit_names[class].clone(),
@@ -435,17 +440,9 @@ fn name_types(classes: &BTreeSet<String>, taken: &BTreeSet<String>) -> BTreeMap<
 }
 
 /// Refuses fields and constants the binder could not spell back into Java.
-fn check_names(
-    class: &str,
-    kind: &NamedType,
-    interfaces: &[Interface],
-) -> Result<(), GenerateError> {
-    let interface = interfaces
-        .first()
-        .map(|i| i.java.clone())
-        .unwrap_or_default();
+fn check_names(class: &str, kind: &NamedType, interface: &str) -> Result<(), GenerateError> {
     let fail = |problem: String| GenerateError::Naming {
-        interface: interface.clone(),
+        interface: interface.to_string(),
         problem,
     };
     let mut seen = BTreeSet::new();

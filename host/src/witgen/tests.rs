@@ -28,6 +28,16 @@ fn service(definition: ServiceDefinition) -> Service {
     }
 }
 
+/// Fails unless `wit` is a WIT package that resolves against the host's `dubbo:host`.
+fn parses(wit: &str) {
+    let mut resolve = wit_parser::Resolve::default();
+    let host = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit/dubbo-host/types.wit");
+    resolve.push_file(&host).expect("dubbo:host parses");
+    if let Err(e) = resolve.push_str("generated.wit", wit) {
+        panic!("generated WIT does not parse: {e:#}\n{wit}");
+    }
+}
+
 fn options(package: &str) -> Options {
     Options {
         package: package.parse().expect("package"),
@@ -108,6 +118,7 @@ fn dubbo27_nested_definitions_are_read_into_the_same_model() {
         ["RED", "DARK_BLUE"]
     );
     let generated = generate(&[service(d)], &options("acme:users")).expect("generates");
+    parses(&generated.wit);
     assert!(
         generated
             .wit
@@ -130,6 +141,7 @@ fn the_captured_java_provider_gives_the_acceptance_wit() {
     let generated = generate(&[service(java_users())], &options("acceptance:users"))
         .expect("the Java 3.2 definition maps");
     let wit = &generated.wit;
+    parses(wit);
     assert_eq!(generated.file_name, "users.wit");
     assert!(wit.starts_with("package acceptance:users;\n"), "{wit}");
     assert!(wit.contains("interface user-service {"), "{wit}");
@@ -183,6 +195,7 @@ fn the_captured_java_provider_gives_the_acceptance_wit() {
 fn the_reference_toml_is_a_config_the_host_accepts() {
     let generated =
         generate(&[service(java_users())], &options("acceptance:users@1.0.0")).expect("generates");
+    parses(&generated.wit);
     let toml = generated.reference_toml(
         &[service(java_users())],
         &Providers::NewRegistry {
@@ -218,6 +231,7 @@ fn overloads_get_deterministic_names_and_their_java_signature_in_config() {
     let services = [service(d)];
     let generated = generate(&services, &options("x:users")).expect("generates");
     let wit = &generated.wit;
+    parses(wit);
     assert!(
         wit.contains("    get-user: func(id: s64) -> result<string, rpc-error>;"),
         "{wit}"
@@ -266,6 +280,7 @@ fn unmappable_types_name_the_method_and_the_type_or_go_to_generic_when_lenient()
     let mut lenient = options("x:echo");
     lenient.lenient = true;
     let generated = generate(&[service(d)], &lenient).expect("lenient");
+    parses(&generated.wit);
     assert!(generated
         .wit
         .contains("ping: func() -> result<string, rpc-error>;"));
@@ -285,6 +300,7 @@ fn nullable_methods_get_options_for_object_types_only() {
     let mut opts = options("acceptance:users");
     opts.nullable = vec!["UserService.findByName".into()];
     let generated = generate(&[service(java_users())], &opts).expect("generates");
+    parses(&generated.wit);
     assert!(
         generated.wit.contains(
             "    find-by-name: func(name: option<string>) -> result<option<user>, rpc-error>;"
@@ -312,6 +328,7 @@ fn several_interfaces_share_one_package_and_one_record_each() {
     let services = [service(java_users()), service(admin), service(demo)];
     let generated = generate(&services, &options("acme:all")).expect("generates");
     let wit = &generated.wit;
+    parses(wit);
     assert_eq!(wit.matches("record user {").count(), 1, "{wit}");
     assert!(wit.contains("interface types {"), "{wit}");
     // The 2.7 definition's User (with its `favourite` color) is the fuller one, so both
@@ -349,4 +366,83 @@ fn packages_and_bad_definitions_are_refused_with_the_reason() {
     );
     let e = ServiceDefinition::from_json("[").expect_err("not JSON");
     assert!(e.to_string().contains("not JSON"), "{e}");
+}
+
+#[test]
+fn default_descriptors_agree_with_the_binder() {
+    use crate::wasm::bind::Mapping;
+    fn b<T>(t: T) -> Box<T> {
+        Box::new(t)
+    }
+    let pairs = [
+        (WitType::Bool, Mapping::Boolean),
+        (WitType::S8, Mapping::Byte),
+        (WitType::S16, Mapping::Short),
+        (WitType::S32, Mapping::Int),
+        (WitType::S64, Mapping::Long),
+        (WitType::F32, Mapping::Float),
+        (WitType::F64, Mapping::Double),
+        (WitType::Char, Mapping::Char),
+        (WitType::String, Mapping::String),
+        (WitType::Bytes, Mapping::Bytes),
+        (
+            WitType::List(b(WitType::S64)),
+            Mapping::List(b(Mapping::Long)),
+        ),
+        (
+            WitType::Map(b(WitType::String), b(WitType::S32)),
+            Mapping::Map(b(Mapping::String), b(Mapping::Int)),
+        ),
+        (
+            WitType::Option(b(WitType::S32)),
+            Mapping::Nullable(b(Mapping::Int)),
+        ),
+        (
+            WitType::Option(b(WitType::Char)),
+            Mapping::Nullable(b(Mapping::Char)),
+        ),
+        (
+            WitType::Option(b(WitType::String)),
+            Mapping::Nullable(b(Mapping::String)),
+        ),
+    ];
+    for (wit, binder) in pairs {
+        assert_eq!(wit.binder_descriptor(), binder.descriptor(), "{wit:?}");
+    }
+}
+
+#[test]
+fn wit_keywords_are_escaped_where_java_uses_them_as_names() {
+    let text = r#"{"canonicalName": "org.x.Catalog", "methods": [
+        {"name": "list", "parameterTypes": ["org.x.Item"], "returnType": "org.x.Item"}
+    ], "types": [{"type": "org.x.Item", "properties": {"type": "java.lang.String", "record": "int"}}]}"#;
+    let d = ServiceDefinition::from_json(text).expect("reads");
+    let generated = generate(&[service(d)], &options("x:catalog")).expect("generates");
+    parses(&generated.wit);
+    assert!(
+        generated.wit.contains("        %type: string,"),
+        "{}",
+        generated.wit
+    );
+    assert!(
+        generated
+            .wit
+            .contains("    %list: func(item: item) -> result<item, rpc-error>;"),
+        "{}",
+        generated.wit
+    );
+}
+
+#[test]
+fn fields_and_constants_the_binder_cannot_spell_back_are_refused_naming_them() {
+    let text = r#"{"canonicalName": "org.x.Users", "methods": [
+        {"name": "get", "parameterTypes": [], "returnType": "org.x.User"}
+    ], "types": [{"type": "org.x.User", "properties": {"user_name": "java.lang.String"}}]}"#;
+    let d = ServiceDefinition::from_json(text).expect("reads");
+    let err = generate(&[service(d)], &options("x:users")).expect_err("snake_case field");
+    let message = err.to_string();
+    assert!(
+        message.starts_with("org.x.Users: field `user_name` of org.x.User"),
+        "{message}"
+    );
 }
