@@ -295,6 +295,30 @@ fn dubbo27_definitions_generate_the_same_wit_and_the_admin_api_serves_it() {
         ),
     )
     .expect("write config");
+    // `--config F --reference R`: the reference's registry, interface, version and `wit`.
+    let configured = host(&[
+        "wit",
+        "generate",
+        "--config",
+        &config.display().to_string(),
+        "--reference",
+        "users",
+        "--lenient",
+        "--out",
+        &work.join("configured").display().to_string(),
+    ]);
+    assert!(configured.status.success(), "{}", text(&configured.stderr));
+    assert_eq!(
+        std::fs::read_to_string(work.join("configured/users.wit")).expect("configured"),
+        wit
+    );
+    let printed = text(&configured.stdout);
+    assert!(
+        printed.contains("[[reference]]\nid = \"users\"\ninterface = \"org.apache.dubbo.samples.UserService\"\nversion = \"1.0.0\"\nregistry = [\"zk\"]\nwit = \"generated:users/user-service\""),
+        "{printed}"
+    );
+    assert!(!printed.contains("[[registry]]"), "{printed}");
+
     let mut served = Running::start(
         &workspace_binary("dubbo-wasm-host"),
         &["serve", "--config", &config.display().to_string()],
