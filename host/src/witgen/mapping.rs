@@ -210,7 +210,7 @@ impl<'a> Mapper<'a> {
             | "java.lang.CharSequence" => {
                 return Err(Unmappable::new(
                     shown,
-                    "a raw Object has no WIT type (the class of its values is not known)",
+                    "a raw Object: the class of its values is not known",
                 ))
             }
             _ => {}
@@ -236,7 +236,7 @@ impl<'a> Mapper<'a> {
         if !t.args.is_empty() {
             return Err(Unmappable::new(
                 shown,
-                "a generic class other than a collection or map has no WIT record (each use would need its own)",
+                "a generic class other than a collection or map (each use would need a record of its own)",
             ));
         }
         self.map_class(&t.name)
@@ -250,7 +250,7 @@ impl<'a> Mapper<'a> {
             let path = self.stack.join(" → ");
             return Err(Unmappable::new(
                 class,
-                format!("a recursive type ({path} → {class}); WIT has no recursive types"),
+                format!("a recursive type ({path} → {class}), which WIT cannot express"),
             ));
         }
         let Some(def) = self.types.get(class) else {
