@@ -24,3 +24,4 @@ pub mod server;
 pub mod testing;
 pub mod url;
 pub mod wasm;
+pub mod witgen;

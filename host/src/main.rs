@@ -51,6 +51,11 @@ enum Command {
     /// percentiles and errors by kind, through the same reference a guest uses.
     #[command(after_help = BENCH_HELP)]
     Bench(Box<BenchArgs>),
+    /// WIT from Dubbo service definitions: `wit generate`.
+    Wit {
+        #[command(subcommand)]
+        command: dubbo_wasm_host::witgen::command::WitCommand,
+    },
     /// Run a `wasi:cli/run` guest once and exit with its exit code.
     Run {
         /// The TOML configuration file (references, and the guest's settings if named there).
@@ -205,6 +210,7 @@ fn main() -> ExitCode {
             Command::Check { config } => Ok(dubbo_wasm_host::check::run(&config).await),
             Command::Call(args) => call(*args).await,
             Command::Bench(args) => bench(*args).await,
+            Command::Wit { command } => Ok(dubbo_wasm_host::witgen::command::run(command).await),
             Command::Run {
                 config,
                 guest,

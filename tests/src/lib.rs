@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod definition;
 pub mod discovery;
 pub mod faults;
 pub mod hostile;

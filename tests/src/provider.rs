@@ -422,6 +422,10 @@ fn invoke(req: &DecodedRequest, local: &str) -> Result<Value, Failure> {
             "Hello {name}, response from provider: {local}"
         ))),
         (USER_SERVICE, "getUser", "J", [id]) => Ok(user(id.as_i64().unwrap_or_default())),
+        // The overload: a user of that name.
+        (USER_SERVICE, "getUser", "Ljava/lang/String;", [Value::String(name)]) => {
+            Ok(user_named(name))
+        }
         (USER_SERVICE, "listUsers", "I", [n]) => {
             let n = n.as_i64().unwrap_or_default().clamp(0, 100_000);
             Ok(Value::List(List::untyped((1..=n).map(user).collect())))
@@ -460,6 +464,17 @@ enum Failure {
     /// The provider cannot run the call (no such method or exported service, or an unknown
     /// metadata revision): answered with a SERVICE_ERROR status, as Java's exchange does.
     ServiceError(String),
+}
+
+/// `getUser(String name)`'s user: id the name's length, otherwise like [`user`].
+fn user_named(name: &str) -> Value {
+    let Value::Object(mut o) = user(name.chars().count() as i64) else {
+        return Value::Null;
+    };
+    if let Some(slot) = o.class.fields.iter().position(|f| f == "name") {
+        o.values[slot] = Value::String(name.to_string());
+    }
+    Value::Object(o)
 }
 
 /// User `id`: every user of a reply shares one class definition, and the tags hold a

@@ -1,5 +1,5 @@
 //! The admin API, on `[admin] listen`: health, Prometheus metrics, references and providers,
-//! guests, and guest upload (a hot swap). Loopback by default; with `token` set, every request
+//! a reference's generated WIT, guests, and guest upload (a hot swap). Loopback by default; with `token` set, every request
 //! must carry `Authorization: Bearer <token>`.
 
 use std::convert::Infallible;
@@ -97,6 +97,7 @@ async fn handle(host: &Host, token: Option<&str>, req: Request<Incoming>) -> Res
         (&Method::GET, ["admin", "references"]) => {
             json(StatusCode::OK, &views::references_json(&host.references()))
         }
+        (&Method::GET, ["admin", "references", id, "wit"]) => reference_wit(host, id).await,
         (&Method::GET, ["admin", "guests"]) => {
             let guests: Vec<serde_json::Value> =
                 host.slots_sorted().iter().map(|s| s.to_json()).collect();
@@ -110,7 +111,14 @@ async fn handle(host: &Host, token: Option<&str>, req: Request<Incoming>) -> Res
             let name = name.to_string();
             upload(host, &name, req).await
         }
-        (_, ["health"] | ["metrics"] | ["admin", "references"] | ["admin", "guests", ..]) => json(
+        (
+            _,
+            ["health"]
+            | ["metrics"]
+            | ["admin", "references"]
+            | ["admin", "references", _, "wit"]
+            | ["admin", "guests", ..],
+        ) => json(
             StatusCode::METHOD_NOT_ALLOWED,
             &serde_json::json!({"error": format!("{} is not allowed on {path}", req.method())}),
         ),
@@ -118,6 +126,37 @@ async fn handle(host: &Host, token: Option<&str>, req: Request<Incoming>) -> Res
             StatusCode::NOT_FOUND,
             &serde_json::json!({"error": format!("no admin endpoint at {path}; try /health, /metrics, /admin/references, /admin/guests")}),
         ),
+    }
+}
+
+/// `GET /admin/references/{id}/wit`: the WIT `wit generate` writes for the reference, from
+/// its registry's metadata report (methods without a WIT type left to `dubbo:host/generic`, as
+/// `--lenient` does). 404 when the reference or its definition is unknown.
+async fn reference_wit(host: &Host, id: &str) -> Response<Full<Bytes>> {
+    use crate::registry::RegistryError;
+    use crate::witgen::SourceError;
+    match crate::witgen::reference_wit(&host.references(), id).await {
+        Ok(wit) => {
+            let mut resp = Response::new(Full::new(Bytes::from(wit)));
+            resp.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            resp
+        }
+        Err(e) => {
+            let status = match &e {
+                SourceError::Unknown(_)
+                | SourceError::Registry(RegistryError::NoDefinition { .. }) => {
+                    StatusCode::NOT_FOUND
+                }
+                SourceError::Definition(_) | SourceError::Generate(_) => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                SourceError::Registry(_) => StatusCode::BAD_GATEWAY,
+            };
+            json(status, &serde_json::json!({"error": e.to_string()}))
+        }
     }
 }
 

@@ -83,6 +83,12 @@ pub enum RegistryError {
         service: String,
         cache: String,
     },
+    #[error("{address} has no service definition at `{path}`: {reason}")]
+    NoDefinition {
+        address: String,
+        path: String,
+        reason: String,
+    },
     #[error("ZooKeeper {address} is unreachable and the registry cache file {path} cannot be read: {source}; fix its permissions or remove it")]
     CacheUnreadable {
         address: String,
@@ -122,9 +128,44 @@ pub trait Registry: Send + Sync {
         let _ = consumer;
         Box::pin(async { tokio::sync::watch::channel(Arc::default()).1 })
     }
+    /// Reads the service definition a provider published in the metadata report (the JSON
+    /// `wit generate` reads). A registry without a metadata report has none.
+    fn service_definition<'a>(
+        &'a self,
+        key: &'a DefinitionKey,
+    ) -> BoxFuture<'a, Result<PublishedDefinition, RegistryError>> {
+        Box::pin(async move {
+            Err(RegistryError::NoDefinition {
+                address: "this registry".to_string(),
+                path: key.interface.clone(),
+                reason: "it has no metadata report".to_string(),
+            })
+        })
+    }
     /// `connected`, `suspended` (connection lost, last lists kept), `expired` or
     /// `reconnecting`, for metrics and health.
     fn state(&self) -> &'static str;
+}
+
+/// Which service definition to read from the metadata report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DefinitionKey {
+    pub interface: String,
+    pub version: Option<String>,
+    pub group: Option<String>,
+    /// The provider application; without one, the first that published it.
+    pub application: Option<String>,
+}
+
+/// A service definition as the metadata report holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedDefinition {
+    /// The application whose definition it is.
+    pub application: String,
+    /// The node it was read from.
+    pub path: String,
+    /// The JSON text.
+    pub json: String,
 }
 
 /// How to reach a registry and where to keep its cache file.

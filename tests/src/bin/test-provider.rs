@@ -10,6 +10,8 @@
 //! mappings, and the metadata served by `MetadataService` or written to the metadata report,
 //! printing `registered instance PATH revision REV`; see `dubbo_wasm_host_tests::discovery`), or
 //! `all` (both). Nodes are removed on SIGTERM/SIGINT, or when the session expires after a kill.
+//! `--publish-definition dubbo3|dubbo27` also writes `UserService`'s service definition to the
+//! metadata report (see `dubbo_wasm_host_tests::definition`), for `wit generate`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::{Parser, ValueEnum};
+use dubbo_wasm_host_tests::definition;
 use dubbo_wasm_host_tests::discovery::{
     now_ms, service_infos, Instance, InstanceRegistration, MetadataStorage, SERVED,
 };
@@ -74,6 +77,10 @@ struct Args {
     /// The `token` calls must carry (Dubbo's provider `token`); registered as a parameter.
     #[arg(long)]
     token: Option<String>,
+    /// Publish `UserService`'s service definition in the metadata report, in Dubbo 3's flat
+    /// or Dubbo 2.7's nested shape (needs --registry); prints `published definition PATH`.
+    #[arg(long, value_enum)]
+    publish_definition: Option<DefinitionShape>,
     /// Delay every reply to a request by this many milliseconds (keeps calls in flight).
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
@@ -84,6 +91,12 @@ enum RegisterMode {
     Interface,
     Instance,
     All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DefinitionShape {
+    Dubbo3,
+    Dubbo27,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -136,6 +149,9 @@ async fn main() -> anyhow::Result<()> {
                 "application-level registration (--register-mode instance or all) needs --registry"
             );
         }
+        if args.publish_definition.is_some() {
+            bail!("--publish-definition needs --registry (the metadata report is in ZooKeeper)");
+        }
         serve_exports(listener, control, delay, exports).await?;
         return Ok(());
     };
@@ -152,6 +168,14 @@ async fn main() -> anyhow::Result<()> {
         weight: args.weight,
         extra,
     };
+    if let Some(shape) = args.publish_definition {
+        let shape = match shape {
+            DefinitionShape::Dubbo3 => definition::Shape::Dubbo3,
+            DefinitionShape::Dubbo27 => definition::Shape::Dubbo27,
+        };
+        let path = definition::publish(&registry, &record, shape).await?;
+        println!("published definition {path}");
+    }
     let registration = match args.register_mode {
         RegisterMode::Interface | RegisterMode::All => {
             let users_methods = SERVED

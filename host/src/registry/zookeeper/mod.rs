@@ -18,8 +18,12 @@ use crate::url::{encode_component, Url};
 
 use super::cache::CacheFile;
 use super::matching::interface_of;
-use super::{InstanceSnapshot, Registry, RegistryError, RegistryOptions, Snapshot};
+use super::{
+    DefinitionKey, InstanceSnapshot, PublishedDefinition, Registry, RegistryError, RegistryOptions,
+    Snapshot,
+};
 
+mod definitions;
 mod instances;
 mod subscription;
 
@@ -397,6 +401,13 @@ impl Registry for ZookeeperRegistry {
         consumer: &'a Url,
     ) -> BoxFuture<'a, watch::Receiver<Arc<InstanceSnapshot>>> {
         Box::pin(instances::subscribe(&self.shared, consumer))
+    }
+
+    fn service_definition<'a>(
+        &'a self,
+        key: &'a DefinitionKey,
+    ) -> BoxFuture<'a, Result<PublishedDefinition, RegistryError>> {
+        Box::pin(definitions::read(&self.shared, key))
     }
 
     fn state(&self) -> &'static str {

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use wasmtime::component::{Type, Val};
 
-use crate::hessian2::{ref_table, ClassDef, List, Object, Value};
+use crate::hessian2::{ref_table, ClassDef, List, Map, Object, Value};
 use crate::java::{lower_camel, screaming_snake, upper_camel};
 
 /// How deep converted values may nest; deeper (or cyclic, through back-references) values are
@@ -62,6 +62,8 @@ pub enum Mapping {
     Nullable(Box<Mapping>),
     /// `list<T>` as `java.util.List`.
     List(Box<Mapping>),
+    /// `list<tuple<K, V>>` as `java.util.Map<K, V>`, entries in list order both ways.
+    Map(Box<Mapping>, Box<Mapping>),
     /// `record` as a Java class (a POJO).
     Record(Arc<RecordMapping>),
     /// `enum` as a Java enum.
@@ -149,6 +151,7 @@ pub fn describe(t: &Mapping) -> String {
             None => describe(inner),
         },
         Mapping::List(inner) => format!("java.util.List<{}>", describe(inner)),
+        Mapping::Map(k, v) => format!("java.util.Map<{}, {}>", describe(k), describe(v)),
         Mapping::Record(r) => r.class.name.clone(),
         Mapping::Enum(e) => e.class.clone(),
     }
@@ -196,7 +199,18 @@ impl Mapping {
             Type::Float64 => Mapping::Double,
             Type::Char => Mapping::Char,
             Type::List(l) if l.ty() == Type::U8 => Mapping::Bytes,
-            Type::List(l) => Mapping::List(Box::new(Mapping::from_wit(&l.ty(), names)?)),
+            Type::List(l) => match l.ty() {
+                Type::Tuple(t) => {
+                    let types: Vec<Type> = t.types().collect();
+                    let [k, v] = types.as_slice() else {
+                        return Err("a list of tuples has a Java type (java.util.Map) only for pairs: list<tuple<K, V>>".into());
+                    };
+                    let key = Mapping::from_wit(k, names).map_err(|e| e.within("map key"))?;
+                    let value = Mapping::from_wit(v, names).map_err(|e| e.within("map value"))?;
+                    Mapping::Map(Box::new(key), Box::new(value))
+                }
+                elem => Mapping::List(Box::new(Mapping::from_wit(&elem, names)?)),
+            },
             Type::Option(o) => match Mapping::from_wit(&o.ty(), names)? {
                 Mapping::Nullable(_) => {
                     return Err("option<option<..>> has no Java type".into())
@@ -239,7 +253,7 @@ impl Mapping {
             }
             other => {
                 return Err(format!(
-                    "a {} has no Java type yet: use string, bool, s8..s64, f32, f64, char, list, option, record or enum",
+                    "a {} has no Java type yet: use string, bool, s8..s64, f32, f64, char, list, list<tuple<K, V>> (a Map), option, record or enum",
                     wit_type_name(other)
                 ).into())
             }
@@ -264,6 +278,7 @@ impl Mapping {
                 None => inner.descriptor(),
             },
             Mapping::List(_) => "Ljava/util/List;".into(),
+            Mapping::Map(..) => "Ljava/util/Map;".into(),
             Mapping::Record(r) => format!("L{};", r.class.name.replace('.', "/")),
             Mapping::Enum(e) => format!("L{};", e.class.replace('.', "/")),
         }
@@ -299,6 +314,26 @@ impl Mapping {
                     .map(|i| inner.to_hessian(i))
                     .collect::<Result<_, _>>()?,
             )),
+            (Mapping::Map(k, v), Val::List(items)) => {
+                let mut entries = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    let Val::Tuple(pair) = item else {
+                        return Err(format!("entry {i}: expected a tuple, got {item:?}").into());
+                    };
+                    let [key, value] = pair.as_slice() else {
+                        return Err(format!("entry {i}: expected a pair").into());
+                    };
+                    let key = k
+                        .to_hessian(key)
+                        .map_err(|e| e.within(format!("key of entry {i}")))?;
+                    let value = v
+                        .to_hessian(value)
+                        .map_err(|e| e.within(format!("value of entry {i}")))?;
+                    entries.push((key, value));
+                }
+                // A LinkedHashMap, so a Java provider iterates the entries in the guest's order.
+                Value::Map(Map::typed("java.util.LinkedHashMap", entries))
+            }
             (Mapping::Record(r), Val::Record(fields)) => {
                 let mut values = Vec::with_capacity(r.types.len());
                 for ((name, t), (_, v)) in r.wit_fields.iter().zip(&r.types).zip(fields) {
@@ -363,6 +398,12 @@ impl Mapping {
             }
             Mapping::String => match v {
                 Value::String(s) => Val::String(s.clone()),
+                // hessian-lite writes BigDecimal (and BigInteger) as an object holding the
+                // decimal text.
+                Value::Object(o) if is_decimal_class(&o.class.name) => match o.get("value") {
+                    Some(Value::String(s)) => Val::String(s.clone()),
+                    _ => return Err(fits("string").into()),
+                },
                 _ => return Err(fits("string").into()),
             },
             Mapping::Boolean => match v {
@@ -384,7 +425,11 @@ impl Mapping {
                     .and_then(|i| i32::try_from(i).ok())
                     .ok_or_else(|| fits("s32"))?,
             ),
-            Mapping::Long => Val::S64(int(v).ok_or_else(|| fits("s64"))?),
+            // A java.util.Date is its epoch milliseconds.
+            Mapping::Long => match v {
+                Value::Date(ms) => Val::S64(*ms),
+                _ => Val::S64(int(v).ok_or_else(|| fits("s64"))?),
+            },
             Mapping::Float => match v {
                 Value::Double(d) => Val::Float32(*d as f32),
                 Value::Int(i) => Val::Float32(*i as f32),
@@ -413,6 +458,22 @@ impl Mapping {
                         .collect::<Result<_, _>>()?,
                 ),
                 _ => return Err(fits("list").into()),
+            },
+            Mapping::Map(k, val) => match v {
+                Value::Map(m) => {
+                    let mut entries = Vec::with_capacity(m.entries.len());
+                    for (key, value) in &m.entries {
+                        let key = k
+                            .to_wit_at(key, refs, depth + 1)
+                            .map_err(|e| e.within("map key"))?;
+                        let value = val
+                            .to_wit_at(value, refs, depth + 1)
+                            .map_err(|e| e.within("map value"))?;
+                        entries.push(Val::Tuple(vec![key, value]));
+                    }
+                    Val::List(entries)
+                }
+                _ => return Err(fits("list<tuple<K, V>>").into()),
             },
             Mapping::Record(r) => {
                 let mut fields = Vec::with_capacity(r.types.len());
@@ -450,6 +511,11 @@ impl Mapping {
             }
         })
     }
+}
+
+/// Whether `class` is one hessian-lite writes as `{value: "<decimal text>"}`.
+pub fn is_decimal_class(class: &str) -> bool {
+    matches!(class, "java.math.BigDecimal" | "java.math.BigInteger")
 }
 
 /// Back-reference resolution for one reply, built only when a reference is met.

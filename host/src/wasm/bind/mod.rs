@@ -89,12 +89,51 @@ pub fn interface_matches(import: &str, wit: &str) -> bool {
     }
 }
 
+/// A parameter whose configured Java type (`parameter-types`) is not what its WIT type sends
+/// by default, and how it is sent instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SentAs {
+    /// `s64` as a `java.util.Date` (epoch milliseconds).
+    Date,
+    /// `string` as a `java.math.BigDecimal`/`BigInteger` (an object holding the text).
+    Decimal,
+}
+
+impl SentAs {
+    /// How a parameter of WIT mapping `m` declared as Java `java_type` is sent, if not as `m`.
+    fn of(m: &Mapping, java_type: &str) -> Option<(SentAs, String)> {
+        let erased = java_type.split('<').next().unwrap_or(java_type).trim();
+        match (m, erased) {
+            (Mapping::Long | Mapping::Nullable(_), "java.util.Date") => {
+                Some((SentAs::Date, erased.to_string()))
+            }
+            (Mapping::String | Mapping::Nullable(_), class) if mapping::is_decimal_class(class) => {
+                Some((SentAs::Decimal, class.to_string()))
+            }
+            _ => None,
+        }
+    }
+
+    fn convert(self, class: &str, v: Value) -> Value {
+        match (self, v) {
+            (SentAs::Date, Value::Long(ms)) => Value::Date(ms),
+            (SentAs::Decimal, Value::String(s)) => Value::Object(crate::hessian2::Object::new(
+                class,
+                vec![("value".to_string(), Value::String(s))],
+            )),
+            (_, other) => other,
+        }
+    }
+}
+
 /// Everything needed to run one imported function, computed at load.
 struct FunctionPlan {
     reference: Arc<Reference>,
     method: Arc<str>,
     descriptor: Arc<str>,
     params: Vec<Mapping>,
+    /// Per parameter: sent as another Java type than its mapping's (from `parameter-types`).
+    sent_as: Vec<Option<(SentAs, String)>>,
     /// The result; `None` for a void method (`result<_, rpc-error>`).
     returns: Returns,
 }
@@ -109,16 +148,23 @@ impl FunctionPlan {
         let settings = reference.method_settings(wit_name);
         let explicit = settings.and_then(|m| m.parameter_types.as_ref());
         let mut params = Vec::new();
+        let mut sent_as = Vec::new();
         let mut descriptor = String::new();
         for (i, (name, ty)) in func.params().enumerate() {
             let java = Mapping::from_wit(&ty, names)
                 .map_err(|e| e.within(format!("parameter `{name}`")))?;
             match explicit.and_then(|t| t.get(i)) {
-                Some(java_name) => descriptor.push_str(
-                    &java::java_descriptor(java_name)
-                        .map_err(|e| MappingError::new(format!("parameter `{name}`: {e}")))?,
-                ),
-                None => descriptor.push_str(&java.descriptor()),
+                Some(java_name) => {
+                    descriptor.push_str(
+                        &java::java_descriptor(java_name)
+                            .map_err(|e| MappingError::new(format!("parameter `{name}`: {e}")))?,
+                    );
+                    sent_as.push(SentAs::of(&java, java_name));
+                }
+                None => {
+                    descriptor.push_str(&java.descriptor());
+                    sent_as.push(None);
+                }
             }
             params.push(java);
         }
@@ -154,6 +200,7 @@ impl FunctionPlan {
             method: method.into(),
             descriptor: descriptor.into(),
             params,
+            sent_as,
             returns: Returns(result),
         })
     }
@@ -167,7 +214,14 @@ impl FunctionPlan {
             .params
             .iter()
             .zip(args)
-            .map(|(t, v)| t.to_hessian(v))
+            .zip(&self.sent_as)
+            .map(|((t, v), sent_as)| {
+                let value = t.to_hessian(v)?;
+                Ok(match sent_as {
+                    Some((how, class)) => how.convert(class, value),
+                    None => value,
+                })
+            })
             .collect();
         let args = match converted {
             Ok(a) => a,

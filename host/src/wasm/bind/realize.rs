@@ -10,7 +10,7 @@ use serde_json::Value as Json;
 
 use super::mapping::Mapping;
 use crate::cluster::mock::{MockValue, Realize};
-use crate::hessian2::{List, Object, Value};
+use crate::hessian2::{List, Map, Object, Value};
 
 /// The declared result of one function: `None` for a void method.
 pub struct Returns(pub Option<Mapping>);
@@ -49,6 +49,7 @@ impl Mapping {
             Mapping::Bytes => Value::Binary(Vec::new()),
             Mapping::Nullable(inner) => inner.empty(),
             Mapping::List(_) => Value::List(List::untyped(Vec::new())),
+            Mapping::Map(..) => Value::Map(Map::untyped(Vec::new())),
             Mapping::Record(r) => Value::Object(Object {
                 class: r.class.clone(),
                 values: r.types.iter().map(Mapping::empty).collect(),
@@ -89,8 +90,9 @@ impl Mapping {
         })
     }
 
-    /// A JSON mock value as this type: objects become records (by Java field name), arrays
-    /// lists.
+    /// A JSON mock value as this type: objects become records (by Java field name) or maps
+    /// (keys read as the key type, in the object's order), arrays lists (or, for a map, a list
+    /// of `[key, value]` pairs).
     fn realize_json(&self, j: &Json) -> Result<Value, String> {
         Ok(match (self, j) {
             (_, Json::Null) => Value::Null,
@@ -104,6 +106,26 @@ impl Mapping {
                     .iter()
                     .map(|i| inner.realize_json(i))
                     .collect::<Result<_, _>>()?,
+            )),
+            (Mapping::Map(k, v), Json::Object(entries)) => Value::Map(Map::untyped(
+                entries
+                    .iter()
+                    .map(|(key, value)| {
+                        Ok((
+                            k.realize_text(key).map_err(|e| format!("key {key}: {e}"))?,
+                            v.realize_json(value).map_err(|e| format!("{key}: {e}"))?,
+                        ))
+                    })
+                    .collect::<Result<_, String>>()?,
+            )),
+            (Mapping::Map(k, v), Json::Array(pairs)) => Value::Map(Map::untyped(
+                pairs
+                    .iter()
+                    .map(|pair| match pair.as_array().map(Vec::as_slice) {
+                        Some([key, value]) => Ok((k.realize_json(key)?, v.realize_json(value)?)),
+                        _ => Err(format!("{pair} is not a [key, value] pair")),
+                    })
+                    .collect::<Result<_, String>>()?,
             )),
             (Mapping::Bytes, Json::Array(items)) => Value::Binary(
                 items
