@@ -8,7 +8,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -23,7 +23,6 @@ use dubbo_wasm_host::protocol::dubbo::ConnectionPool;
 use dubbo_wasm_host::reference::References;
 use dubbo_wasm_host::rpc::{Invocation, ServiceKey};
 use dubbo_wasm_host::wasm::{new_engine, Guest};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 struct Counting;
@@ -83,7 +82,10 @@ fn count<F: FnMut()>(what: &str, n: u64, mut op: F) {
     );
 }
 
-/// A provider on its own thread and runtime, answering every request with "Hello world".
+mod support;
+use support::{repo_root, serve_null};
+
+/// A null provider on its own thread and runtime, so its allocations are not counted.
 fn null_provider() -> String {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -94,42 +96,10 @@ fn null_provider() -> String {
         rt.block_on(async move {
             let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let _ = tx.send(listener.local_addr().expect("addr").to_string());
-            while let Ok((mut s, _)) = listener.accept().await {
-                let _ = s.set_nodelay(true);
-                tokio::spawn(async move {
-                    let reply = Value::String("Hello world".into());
-                    let mut buf = BytesMut::with_capacity(16 * 1024);
-                    let mut out = BytesMut::new();
-                    loop {
-                        while let Ok(Some(f)) = split_frame(&mut buf, DEFAULT_PAYLOAD) {
-                            let h = f.header;
-                            if h.is_request() && h.is_two_way() && !h.is_event() {
-                                encode_response(&mut out, h.id, &Reply::Value(&reply), None);
-                            }
-                        }
-                        if !out.is_empty() {
-                            if s.write_all(&out).await.is_err() {
-                                return;
-                            }
-                            out.clear();
-                        }
-                        match s.read_buf(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(_) => {}
-                        }
-                    }
-                });
-            }
+            serve_null(listener).await;
         });
     });
     rx.recv().expect("provider address")
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
 }
 
 fn main() {

@@ -13,59 +13,24 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion};
 use dubbo_wasm_host::config::Config;
 use dubbo_wasm_host::hessian2::Value;
-use dubbo_wasm_host::protocol::dubbo::frame::{split_frame, DEFAULT_PAYLOAD};
-use dubbo_wasm_host::protocol::dubbo::message::{encode_response, Reply};
 use dubbo_wasm_host::protocol::dubbo::ConnectionPool;
 use dubbo_wasm_host::reference::References;
 use dubbo_wasm_host::rpc::Invocation;
 use dubbo_wasm_host::wasm::{new_engine, Guest};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-/// Answers every two-way request frame with `"Hello world"`, decoding nothing.
+mod support;
+use support::{repo_root, serve_null};
+
+/// A null provider on the bench's runtime.
 async fn null_provider() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let reply = Value::String("Hello world".into());
-                let mut buf = BytesMut::with_capacity(16 * 1024);
-                let mut out = BytesMut::new();
-                loop {
-                    while let Ok(Some(frame)) = split_frame(&mut buf, DEFAULT_PAYLOAD) {
-                        let h = frame.header;
-                        if h.is_request() && h.is_two_way() && !h.is_event() {
-                            encode_response(&mut out, h.id, &Reply::Value(&reply), None);
-                        }
-                    }
-                    if !out.is_empty() {
-                        if stream.write_all(&out).await.is_err() {
-                            return;
-                        }
-                        out.clear();
-                    }
-                    match stream.read_buf(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) => {}
-                    }
-                }
-            });
-        }
-    });
+    tokio::spawn(serve_null(listener));
     addr
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
 }
 
 fn config(provider: &str, guests: &[(&str, PathBuf)]) -> Config {

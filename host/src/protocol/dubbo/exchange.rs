@@ -419,6 +419,14 @@ mod tests {
         encode_response(out, id, &Reply::Value(&Value::String("hi".into())), None);
     }
 
+    /// A header promising 1000 body bytes, a few sent, then nothing more of that frame.
+    fn stalling(id: u64, out: &mut BytesMut) {
+        let mut whole = BytesMut::new();
+        hello(id, &mut whole);
+        whole[12..16].copy_from_slice(&1000u32.to_be_bytes());
+        out.extend_from_slice(&whole[..whole.len() - 2]);
+    }
+
     fn cfg(read_stall_ms: u64) -> ConnectionConfig {
         ConnectionConfig {
             read_stall: Duration::from_millis(read_stall_ms),
@@ -450,14 +458,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stalled_frame_closes_the_connection_and_fails_its_calls_with_network() {
-        // A header promising 1000 body bytes, a few sent, then nothing for that frame.
-        let addr = peer(|id, out| {
-            let mut whole = BytesMut::new();
-            hello(id, &mut whole);
-            whole[12..16].copy_from_slice(&1000u32.to_be_bytes());
-            out.extend_from_slice(&whole[..whole.len() - 2]);
-        })
-        .await;
+        let addr = peer(stalling).await;
         let ex = Exchange::connect(&addr, &cfg(200)).await.expect("connect");
         // The call's own timeout is far longer: the stall limit ends it, as a network error.
         let err = call(&ex, 20_000).await.expect_err("stalled");
@@ -468,13 +469,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_stall_limit_is_the_longest_call_timeout_when_shorter() {
-        let addr = peer(|id, out| {
-            let mut whole = BytesMut::new();
-            hello(id, &mut whole);
-            whole[12..16].copy_from_slice(&1000u32.to_be_bytes());
-            out.extend_from_slice(&whole[..whole.len() - 2]);
-        })
-        .await;
+        let addr = peer(stalling).await;
         // read-stall is a minute, the calls' timeout 300 ms: the connection closes once the
         // frame has been stalled for 300 ms, so a second call made afterwards sees it closed.
         let ex = Exchange::connect(&addr, &cfg(60_000))
