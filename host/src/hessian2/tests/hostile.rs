@@ -386,6 +386,11 @@ fn a_big_legitimate_reply_decodes_within_its_budget() {
     assert!(d.is_at_end());
     let used = d.decoded_bytes();
     assert!(used <= Decoder::BUDGET_FACTOR * bytes.len());
+    eprintln!(
+        "{} bytes decode to {used} bytes of values: {:.1}x",
+        bytes.len(),
+        used as f64 / bytes.len() as f64
+    );
     // `decoded_size` measures what the decoder charged (Vec capacities aside).
     let measured = decoded_size(std::slice::from_ref(&value));
     assert!(
