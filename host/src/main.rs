@@ -351,8 +351,6 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     };
     match reference.invoke(&invocation).await {
         Ok(result) => {
-            let value =
-                generic::hessian_to_json(&result.value, std::slice::from_ref(&result.value));
             if args.attachments {
                 // Attachments follow the value in the same Hessian stream, so refs count on.
                 let map = Value::Map(Map::untyped(
@@ -363,12 +361,28 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
                         .collect(),
                 ));
                 let roots = [result.value.clone(), map];
-                eprintln!("{}", generic::hessian_to_json(&roots[1], &roots));
+                match generic::hessian_to_json_text(&roots[1], &roots) {
+                    Ok(text) => eprintln!("{text}"),
+                    Err(e) => eprintln!("attachments: {e}"),
+                }
             }
             use std::io::Write;
-            // A closed pipe (`| head`) is not an error worth a panic.
-            let _ = writeln!(std::io::stdout().lock(), "{value}");
-            Ok(ExitCode::SUCCESS)
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            // Streamed, and checked against the budget before anything is written: a reply
+            // whose references expand too far is a serialization error, not gigabytes.
+            let roots = std::slice::from_ref(&result.value);
+            match generic::write_hessian_json(&result.value, roots, &mut out) {
+                Err(e @ generic::JsonError::OverBudget { .. }) => {
+                    let e = RpcError::Serialization(e.to_string());
+                    eprintln!("{}", rpc_error_line(&e));
+                    Ok(ExitCode::from(1))
+                }
+                // A closed pipe (`| head`) is not an error worth a panic.
+                _ => {
+                    let _ = writeln!(out).and_then(|()| out.flush());
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
         }
         Err(e) => {
             eprintln!("{}", rpc_error_line(&e));

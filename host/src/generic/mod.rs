@@ -20,7 +20,7 @@ use crate::rpc::Invocation;
 
 use from_json::convert;
 pub use from_json::json_to_hessian;
-pub use to_json::hessian_to_json;
+pub use to_json::{hessian_to_json, hessian_to_json_text, write_hessian_json, JsonError};
 
 /// Why a Java type name or a JSON argument could not be turned into a call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -9,8 +9,17 @@ fn to_hessian(t: &str, j: Json) -> Value {
     json_to_hessian(t, &j).unwrap_or_else(|e| panic!("{t} {j}: {e}"))
 }
 
+/// The tree form, checked against the text form: both print the same JSON.
 fn to_json(v: &Value) -> Json {
-    hessian_to_json(v, std::slice::from_ref(v))
+    let roots = std::slice::from_ref(v);
+    let tree = hessian_to_json(v, roots).unwrap_or_else(|e| panic!("{v:?}: {e}"));
+    let text = hessian_to_json_text(v, roots).unwrap_or_else(|e| panic!("{v:?}: {e}"));
+    assert_eq!(
+        text,
+        tree.to_string(),
+        "text and tree forms differ for {v:?}"
+    );
+    tree
 }
 
 #[test]
@@ -448,8 +457,22 @@ fn java_written_values_print_as_generic_json() {
     );
 }
 
+/// The error of a result that must be one, without printing a large value when it is not.
+trait Refused<E> {
+    fn refused(self) -> E;
+}
+
+impl<T, E> Refused<E> for Result<T, E> {
+    fn refused(self) -> E {
+        match self {
+            Ok(_) => panic!("not refused"),
+            Err(e) => e,
+        }
+    }
+}
+
 #[test]
-fn a_chain_of_shared_refs_cannot_blow_up_the_output() {
+fn a_chain_of_shared_refs_is_refused_past_the_budget() {
     // Each list holds its predecessor twice: fully expanded this would be 2^40 values.
     let mut lists = vec![Value::List(List::untyped(vec![]))];
     for i in 1..=40u32 {
@@ -459,6 +482,106 @@ fn a_chain_of_shared_refs_cannot_blow_up_the_output() {
         ])));
     }
     let root = Value::List(List::untyped(lists));
-    let out = to_json(&root).to_string();
-    assert!(out.contains("$ref"), "expansion stopped somewhere");
+    let roots = std::slice::from_ref(&root);
+    for err in [
+        hessian_to_json(&root, roots).refused(),
+        hessian_to_json_text(&root, roots).refused(),
+    ] {
+        let JsonError::OverBudget { limit, decoded } = err else {
+            panic!("{err}")
+        };
+        assert_eq!(limit, super::to_json::BUDGET_FLOOR);
+        assert_eq!(decoded, crate::hessian2::decoded_size(roots));
+    }
+    // Nothing is written when the result is over budget.
+    let mut out = Vec::new();
+    let err = write_hessian_json(&root, roots, &mut out).refused();
+    assert!(
+        err.to_string().starts_with(&format!(
+            "the result would print as more than {} bytes of JSON",
+            super::to_json::BUDGET_FLOOR
+        )),
+        "{err}"
+    );
+    assert!(out.is_empty());
+}
+
+/// A reply of `copies` references to one object holding a string of `len` characters: the
+/// object, then `Q 1` (the list is ref 0) for each copy.
+fn refs_to_one_big_object(len: usize, copies: usize) -> Value {
+    let big = Value::Object(Object::new(
+        "org.x.Blob",
+        vec![("data".into(), Value::String("x".repeat(len)))],
+    ));
+    let mut items = vec![big];
+    items.extend(std::iter::repeat_n(Value::Ref(1), copies));
+    Value::List(List::untyped(items))
+}
+
+#[test]
+fn references_to_one_large_object_are_refused_past_the_budget() {
+    // 1 MB printed 100 times from a reply of about 1 MB.
+    let v = refs_to_one_big_object(1 << 20, 100);
+    let roots = std::slice::from_ref(&v);
+    let err = hessian_to_json_text(&v, roots).refused();
+    assert!(matches!(err, JsonError::OverBudget { .. }), "{err}");
+    assert!(hessian_to_json(&v, roots).is_err());
+    // A few copies fit: shared objects print expanded, as Java's generic invoke does.
+    let v = refs_to_one_big_object(1 << 20, 3);
+    let text = hessian_to_json_text(&v, std::slice::from_ref(&v)).unwrap();
+    assert_eq!(text.matches("org.x.Blob").count(), 4);
+    assert!(text.len() > 4 << 20);
+}
+
+#[test]
+fn a_list_that_contains_itself_prints_the_cycle_as_a_ref() {
+    let v = Value::List(List::untyped(vec![
+        Value::Int(1),
+        Value::Ref(0),
+        Value::Ref(0),
+    ]));
+    assert_eq!(to_json(&v).to_string(), r#"[1,{"$ref":0},{"$ref":0}]"#);
+    // A map holding itself, and an object whose field is itself (Throwable.cause == this).
+    let m = Value::Map(Map::untyped(vec![(Value::from("me"), Value::Ref(0))]));
+    assert_eq!(to_json(&m).to_string(), r#"{"me":{"$ref":0}}"#);
+    let list_of_self_refs = Value::List(List::untyped(vec![Value::Ref(0); 100_000]));
+    let text =
+        hessian_to_json_text(&list_of_self_refs, std::slice::from_ref(&list_of_self_refs)).unwrap();
+    assert_eq!(text.len(), 1 + 100_000 * 11);
+}
+
+#[test]
+fn a_huge_field_name_repeated_by_small_objects_is_refused() {
+    // One class with a 64 KiB field name, and 300 instances of it (2 bytes each on the wire):
+    // 19 MB of JSON keys from a reply of a few hundred bytes past the class definition.
+    let name = "f".repeat(65_535);
+    let one = Object::new("T", vec![(name, Value::Null)]);
+    let v = Value::List(List::untyped(vec![Value::Object(one); 300]));
+    let err = hessian_to_json_text(&v, std::slice::from_ref(&v)).refused();
+    assert!(matches!(err, JsonError::OverBudget { .. }), "{err}");
+}
+
+#[test]
+fn a_big_legitimate_result_prints_within_the_budget() {
+    // 120 000 users, about 10 MB of JSON (more than the floor): a plain reply prints in full.
+    let users: Vec<Value> = (0..120_000)
+        .map(|i| {
+            Value::Object(Object::new(
+                "org.apache.dubbo.demo.User",
+                vec![
+                    ("id".into(), Value::Long(i)),
+                    ("name".into(), Value::String(format!("user {i}"))),
+                    (
+                        "tags".into(),
+                        Value::List(List::untyped(vec![Value::from("a")])),
+                    ),
+                ],
+            ))
+        })
+        .collect();
+    let v = Value::List(List::untyped(users));
+    let text = hessian_to_json_text(&v, std::slice::from_ref(&v)).unwrap();
+    assert!(text.len() > super::to_json::BUDGET_FLOOR, "{}", text.len());
+    let back: Json = serde_json::from_str(&text).unwrap();
+    assert_eq!(back[119_999]["name"], json!("user 119999"));
 }

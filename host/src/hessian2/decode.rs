@@ -4,7 +4,11 @@
 //!
 //! It never panics, checks every length against the bytes that are left before reserving
 //! memory, refuses references, class definitions and type indexes that were not defined yet,
-//! and refuses containers nested deeper than [`Decoder::MAX_DEPTH`].
+//! refuses containers nested deeper than [`Decoder::MAX_DEPTH`], and keeps the memory the
+//! decoded values take within a budget relative to the input ([`Decoder::BUDGET_FACTOR`]
+//! times its bytes, at least [`Decoder::BUDGET_FLOOR`]): a hostile stream cannot make a few
+//! bytes decode into a lot of memory (a 2-byte back-reference is a 64-byte [`Value`], a
+//! 1-byte type index a copy of a type name of any length).
 //!
 //! Strings: Java writes a character outside the BMP as two 3-byte surrogate halves (CESU-8
 //! style); the decoder joins the halves (also across chunk boundaries) and accepts 4-byte
@@ -99,10 +103,17 @@ pub enum DecodeError {
         /// Offset of the container that went too deep.
         offset: usize,
     },
+    /// The decoded values would take more memory than the stream's budget.
+    #[error("the values decoded up to byte {offset} would take more than {limit} bytes of memory, the budget for a {input}-byte stream ({factor}x its size, at least {floor} bytes)", factor = Decoder::BUDGET_FACTOR, floor = Decoder::BUDGET_FLOOR)]
+    OverBudget {
+        /// Offset of the value (or the container) that went over.
+        offset: usize,
+        /// The budget, in bytes.
+        limit: usize,
+        /// The stream's size in bytes.
+        input: usize,
+    },
 }
-
-/// Most items reserved in advance for one container; longer ones grow as items arrive.
-const PREALLOCATE_MAX: usize = 1024;
 
 /// Reads Hessian 2.0 values from a byte slice; one decoder is one stream.
 pub struct Decoder<'a> {
@@ -112,6 +123,10 @@ pub struct Decoder<'a> {
     types: Vec<String>,
     refs: u32,
     depth: usize,
+    /// Bytes of memory the decoded values may still take.
+    budget_left: usize,
+    /// The whole budget, for messages.
+    budget: usize,
 }
 
 /// A tag's value kind, for "found ..." in messages.
@@ -139,8 +154,30 @@ impl<'a> Decoder<'a> {
     /// How many lists, maps and objects may nest inside each other.
     pub const MAX_DEPTH: usize = 128;
 
-    /// A new stream over `input`, with empty class-definition, type and reference tables.
+    /// The decoded values of a stream may take at most this many times its bytes of memory
+    /// (counted as the decoder allocates: value slots of lists, maps and objects, strings,
+    /// byte arrays, type names, class definitions) ...
+    ///
+    /// A value slot is 56 bytes and the smallest value one byte, so a list of small ints or
+    /// nulls takes 56 times its bytes; Java objects with strings take about 15 times (see
+    /// the tests). 24 stays below the 28 times of a list of 2-byte back-references (`Q 0`),
+    /// the cheapest way to make a reply large in memory, so that one is refused at once.
+    pub const BUDGET_FACTOR: usize = 24;
+    /// ... or this many bytes, whichever is more, so that small streams are never refused.
+    pub const BUDGET_FLOOR: usize = 16 << 20;
+
+    /// A new stream over `input`, with empty class-definition, type and reference tables and
+    /// the default memory budget (see [`Self::BUDGET_FACTOR`]).
     pub fn new(input: &'a [u8]) -> Self {
+        let budget = input
+            .len()
+            .saturating_mul(Self::BUDGET_FACTOR)
+            .max(Self::BUDGET_FLOOR);
+        Self::with_budget(input, budget)
+    }
+
+    /// A new stream over `input` whose decoded values may take at most `budget` bytes.
+    pub fn with_budget(input: &'a [u8], budget: usize) -> Self {
         Decoder {
             input,
             pos: 0,
@@ -148,7 +185,15 @@ impl<'a> Decoder<'a> {
             types: Vec::new(),
             refs: 0,
             depth: 0,
+            budget_left: budget,
+            budget,
         }
+    }
+
+    /// Bytes of memory the values decoded so far were charged (their heap allocations, not
+    /// the top-level values themselves).
+    pub fn decoded_bytes(&self) -> usize {
+        self.budget - self.budget_left
     }
 
     /// Reads the next value, including any class definitions in front of it.
@@ -210,6 +255,44 @@ impl<'a> Decoder<'a> {
 
     fn remaining(&self) -> usize {
         self.input.len().saturating_sub(self.pos)
+    }
+
+    /// Takes `bytes` from the memory budget, or refuses the value at `offset`.
+    fn charge(&mut self, bytes: usize, offset: usize) -> Result<(), DecodeError> {
+        match self.budget_left.checked_sub(bytes) {
+            Some(left) => {
+                self.budget_left = left;
+                Ok(())
+            }
+            None => Err(DecodeError::OverBudget {
+                offset,
+                limit: self.budget,
+                input: self.input.len(),
+            }),
+        }
+    }
+
+    /// Appends to a container of unknown length, charging each growth of its allocation
+    /// before it happens (doubling, as `Vec` does), so the budget counts real capacity.
+    fn push_counted<T>(
+        &mut self,
+        items: &mut Vec<T>,
+        item: T,
+        offset: usize,
+    ) -> Result<(), DecodeError> {
+        if items.len() == items.capacity() {
+            let more = items.capacity().max(4);
+            self.charge(more.saturating_mul(std::mem::size_of::<T>()), offset)?;
+            items.reserve_exact(more);
+        }
+        items.push(item);
+        Ok(())
+    }
+
+    /// A vector for `n` announced items of `T`, charged in full before it is allocated.
+    fn reserve_counted<T>(&mut self, n: usize, offset: usize) -> Result<Vec<T>, DecodeError> {
+        self.charge(n.saturating_mul(std::mem::size_of::<T>()), offset)?;
+        Ok(Vec::with_capacity(n))
     }
 
     fn byte(&mut self, what: &str) -> Result<u8, DecodeError> {
@@ -332,13 +415,6 @@ impl<'a> Decoder<'a> {
         }))
     }
 
-    /// How many items to reserve room for up front when `n` are announced: never more than
-    /// the bytes left (each item takes one at least) nor than [`PREALLOCATE_MAX`], because
-    /// 128 nested containers each reserving for the whole input would multiply memory use.
-    fn capacity_for(&self, n: usize) -> usize {
-        n.min(self.remaining()).min(PREALLOCATE_MAX)
-    }
-
     /// Refuses a length that the rest of the input cannot hold, at `min_bytes` bytes per item.
     fn check_length(
         &self,
@@ -404,6 +480,8 @@ impl<'a> Decoder<'a> {
         if pending_high.is_some() {
             out.push(char::REPLACEMENT_CHARACTER);
         }
+        // Charged once it is read: a string never takes much more than its own bytes.
+        self.charge(out.capacity(), offset)?;
         Ok(out)
     }
 
@@ -499,6 +577,7 @@ impl<'a> Decoder<'a> {
             }
             self.pos += len;
             if last {
+                self.charge(out.capacity(), offset)?;
                 return Ok(out);
             }
             tag_offset = self.pos;
@@ -512,6 +591,8 @@ impl<'a> Decoder<'a> {
         let tag = self.byte("a type")?;
         if let 0x00..=0x1f | 0x30..=0x33 | b'R' | b'S' = tag {
             let name = self.string_body(tag, offset)?;
+            // The table keeps a copy.
+            self.charge(name.len(), offset)?;
             self.types.push(name.clone());
             return Ok(name);
         }
@@ -525,15 +606,18 @@ impl<'a> Decoder<'a> {
                 })
             }
         };
-        usize::try_from(index)
+        let len = usize::try_from(index)
             .ok()
             .and_then(|i| self.types.get(i))
-            .cloned()
+            .map(String::len)
             .ok_or(DecodeError::UnknownTypeRef {
                 index: i64::from(index),
                 offset,
                 count: self.types.len(),
-            })
+            })?;
+        // A 1-byte index copies a name of any length: the copy is what must be counted.
+        self.charge(len, offset)?;
+        Ok(self.types[index as usize].clone())
     }
 
     /// Enters a container, refusing to go deeper than [`Self::MAX_DEPTH`].
@@ -550,12 +634,12 @@ impl<'a> Decoder<'a> {
 
     fn list(&mut self, tag: u8, offset: usize) -> Result<Value, DecodeError> {
         self.enter(offset)?;
-        let result = self.list_inner(tag);
+        let result = self.list_inner(tag, offset);
         self.depth -= 1;
         result
     }
 
-    fn list_inner(&mut self, tag: u8) -> Result<Value, DecodeError> {
+    fn list_inner(&mut self, tag: u8, offset: usize) -> Result<Value, DecodeError> {
         let type_name = match tag {
             0x55 | b'V' | 0x70..=0x77 => Some(self.read_type()?),
             _ => None,
@@ -571,7 +655,7 @@ impl<'a> Decoder<'a> {
         let items = match length {
             Some(n) => {
                 let n = self.check_length("list length", n, 1)?;
-                let mut items = Vec::with_capacity(self.capacity_for(n));
+                let mut items = self.reserve_counted(n, offset)?;
                 for _ in 0..n {
                     items.push(self.read_value()?);
                 }
@@ -580,7 +664,9 @@ impl<'a> Decoder<'a> {
             None => {
                 let mut items = Vec::new();
                 while !self.at_end_marker("a variable-length list")? {
-                    items.push(self.read_value()?);
+                    let at = self.pos;
+                    let item = self.read_value()?;
+                    self.push_counted(&mut items, item, at)?;
                 }
                 items
             }
@@ -620,9 +706,10 @@ impl<'a> Decoder<'a> {
         self.refs = self.refs.saturating_add(1);
         let mut entries = Vec::new();
         while !self.at_end_marker("a map")? {
+            let at = self.pos;
             let key = self.read_value()?;
             let value = self.read_value()?;
-            entries.push((key, value));
+            self.push_counted(&mut entries, (key, value), at)?;
         }
         Ok(Value::Map(Map { type_name, entries }))
     }
@@ -632,7 +719,8 @@ impl<'a> Decoder<'a> {
         let name = self.read_string()?;
         let count = i64::from(self.read_int()?);
         let count = self.check_length("class field count", count, 1)?;
-        let mut fields = Vec::with_capacity(self.capacity_for(count));
+        let at = self.pos;
+        let mut fields = self.reserve_counted::<String>(count, at)?;
         for _ in 0..count {
             fields.push(self.read_string()?);
         }
@@ -656,14 +744,14 @@ impl<'a> Decoder<'a> {
             })?;
         self.enter(offset)?;
         self.refs = self.refs.saturating_add(1);
-        let result = self.object_fields(class);
+        let result = self.object_fields(class, offset);
         self.depth -= 1;
         result
     }
 
-    fn object_fields(&mut self, class: Arc<ClassDef>) -> Result<Value, DecodeError> {
+    fn object_fields(&mut self, class: Arc<ClassDef>, offset: usize) -> Result<Value, DecodeError> {
         let n = class.fields.len();
-        let mut values = Vec::with_capacity(self.capacity_for(n));
+        let mut values = self.reserve_counted(n, offset)?;
         for _ in 0..n {
             values.push(self.read_value()?);
         }

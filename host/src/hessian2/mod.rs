@@ -12,4 +12,4 @@ mod value;
 
 pub use decode::{DecodeError, Decoder};
 pub use encode::Encoder;
-pub use value::{ref_table, ClassDef, List, Map, Object, Value};
+pub use value::{decoded_size, ref_table, ClassDef, List, Map, Object, Value};

@@ -3,6 +3,7 @@
 //! focused behaviour tests in [`behaviour`].
 
 mod behaviour;
+mod hostile;
 mod notation;
 
 use std::path::{Path, PathBuf};

@@ -271,3 +271,38 @@ pub fn ref_table(roots: &[Value]) -> Vec<&Value> {
     }
     table
 }
+
+/// About how many bytes of memory the decoded `roots` take, counted as [`super::Decoder`]
+/// charges its budget: a 64-byte slot per list item, object field and map key or value, the
+/// bytes of strings, byte arrays and type names, plus a slot per root. References are not
+/// followed (a `Value::Ref` is one slot): this is the size of the reply, not of what it
+/// would expand to, so budgets for expanding references are set relative to it.
+pub fn decoded_size(roots: &[Value]) -> usize {
+    const SLOT: usize = std::mem::size_of::<Value>();
+    let mut total = roots.len().saturating_mul(SLOT);
+    let mut stack: Vec<&Value> = roots.iter().collect();
+    while let Some(v) = stack.pop() {
+        let own = match v {
+            Value::String(s) => s.len(),
+            Value::Binary(b) => b.len(),
+            Value::List(l) => {
+                stack.extend(&l.items);
+                l.items.len() * SLOT + l.type_name.as_ref().map_or(0, String::len)
+            }
+            Value::Map(m) => {
+                for (k, val) in &m.entries {
+                    stack.push(k);
+                    stack.push(val);
+                }
+                m.entries.len() * 2 * SLOT + m.type_name.as_ref().map_or(0, String::len)
+            }
+            Value::Object(o) => {
+                stack.extend(&o.values);
+                o.values.len() * SLOT
+            }
+            _ => 0,
+        };
+        total = total.saturating_add(own);
+    }
+    total
+}

@@ -2,17 +2,27 @@
 //! values, directly (no JSON in between). A mapping is built once per function at load; a call
 //! only walks values.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use wasmtime::component::{Type, Val};
 
-use crate::hessian2::{ref_table, ClassDef, List, Map, Object, Value};
+use crate::hessian2::{decoded_size, ref_table, ClassDef, List, Map, Object, Value};
 use crate::java::{lower_camel, screaming_snake, upper_camel};
 
 /// How deep converted values may nest; deeper (or cyclic, through back-references) values are
 /// refused instead of exhausting the stack.
 const MAX_DEPTH: usize = 64;
+
+/// What back-references may copy into guest values, at most this many times the bytes the
+/// reply decoded to ([`decoded_size`]) ...
+pub const COPY_BUDGET_FACTOR: usize = 2;
+/// ... or this many bytes, whichever is more, so that small replies are never refused.
+pub const COPY_BUDGET_FLOOR: usize = 8 << 20;
+
+/// What one guest value takes before its own heap data.
+const VAL: usize = std::mem::size_of::<Val>();
 
 /// Why a WIT type has no Java counterpart, or why a value does not fit its mapping: the
 /// problem, with where it is (`parameter `id``, `field `name` of org.x.User`) in front.
@@ -361,18 +371,38 @@ impl Mapping {
 
     /// Converts a decoded reply to the guest's type, refusing what does not fit. `roots` are
     /// the top-level values of the reply, against which back-references resolve.
+    ///
+    /// A back-reference converts what it points to again (a guest value has no sharing); the
+    /// guest values made that way are counted against the budget of [`Refs`], so a small reply
+    /// full of references to one large value is refused instead of filling memory. WIT types
+    /// are not recursive, so a reference cycle ends at the type's depth.
     pub fn to_wit(&self, v: &Value, roots: &Refs<'_>) -> Result<Val, MappingError> {
-        self.to_wit_at(v, roots, 0)
+        self.to_wit_at(v, roots, 0, false)
     }
 
-    fn to_wit_at(&self, v: &Value, refs: &Refs<'_>, depth: usize) -> Result<Val, MappingError> {
+    fn to_wit_at(
+        &self,
+        v: &Value,
+        refs: &Refs<'_>,
+        depth: usize,
+        copying: bool,
+    ) -> Result<Val, MappingError> {
         if depth > MAX_DEPTH {
             return Err(format!(
                 "the reply nests deeper than {MAX_DEPTH} levels (or refers to itself)"
             )
             .into());
         }
+        // Inside a back-reference, every guest value made is a copy.
+        let copying = copying || matches!(v, Value::Ref(_));
         let v = refs.resolve(v)?;
+        let charge = |bytes: usize| {
+            if copying {
+                refs.charge(bytes)
+            } else {
+                Ok(())
+            }
+        };
         let int = |v: &Value| match v {
             Value::Int(i) => Some(i64::from(*i)),
             Value::Long(l) => Some(*l),
@@ -387,7 +417,13 @@ impl Mapping {
         Ok(match self {
             Mapping::Nullable(_) if v.is_null() => Val::Option(None),
             Mapping::Nullable(inner) => {
-                Val::Option(Some(Box::new(inner.to_wit_at(v, refs, depth + 1)?)))
+                charge(VAL)?;
+                Val::Option(Some(Box::new(inner.to_wit_at(
+                    v,
+                    refs,
+                    depth + 1,
+                    copying,
+                )?)))
             }
             _ if v.is_null() => {
                 return Err(format!(
@@ -397,11 +433,17 @@ impl Mapping {
                 .into())
             }
             Mapping::String => match v {
-                Value::String(s) => Val::String(s.clone()),
+                Value::String(s) => {
+                    charge(s.len())?;
+                    Val::String(s.clone())
+                }
                 // hessian-lite writes BigDecimal (and BigInteger) as an object holding the
                 // decimal text.
                 Value::Object(o) if is_decimal_class(&o.class.name) => match o.get("value") {
-                    Some(Value::String(s)) => Val::String(s.clone()),
+                    Some(Value::String(s)) => {
+                        charge(s.len())?;
+                        Val::String(s.clone())
+                    }
                     _ => return Err(fits("string").into()),
                 },
                 _ => return Err(fits("string").into()),
@@ -447,27 +489,34 @@ impl Mapping {
                 _ => return Err(fits("char").into()),
             },
             Mapping::Bytes => match v {
-                Value::Binary(b) => Val::List(b.iter().map(|b| Val::U8(*b)).collect()),
+                Value::Binary(b) => {
+                    charge(b.len().saturating_mul(VAL))?;
+                    Val::List(b.iter().map(|b| Val::U8(*b)).collect())
+                }
                 _ => return Err(fits("list<u8>").into()),
             },
             Mapping::List(inner) => match v {
-                Value::List(l) => Val::List(
-                    l.items
-                        .iter()
-                        .map(|i| inner.to_wit_at(i, refs, depth + 1))
-                        .collect::<Result<_, _>>()?,
-                ),
+                Value::List(l) => {
+                    charge(l.items.len().saturating_mul(VAL))?;
+                    Val::List(
+                        l.items
+                            .iter()
+                            .map(|i| inner.to_wit_at(i, refs, depth + 1, copying))
+                            .collect::<Result<_, _>>()?,
+                    )
+                }
                 _ => return Err(fits("list").into()),
             },
             Mapping::Map(k, val) => match v {
                 Value::Map(m) => {
+                    charge(m.entries.len().saturating_mul(3 * VAL))?;
                     let mut entries = Vec::with_capacity(m.entries.len());
                     for (key, value) in &m.entries {
                         let key = k
-                            .to_wit_at(key, refs, depth + 1)
+                            .to_wit_at(key, refs, depth + 1, copying)
                             .map_err(|e| e.within("map key"))?;
                         let value = val
-                            .to_wit_at(value, refs, depth + 1)
+                            .to_wit_at(value, refs, depth + 1, copying)
                             .map_err(|e| e.within("map value"))?;
                         entries.push(Val::Tuple(vec![key, value]));
                     }
@@ -476,6 +525,7 @@ impl Mapping {
                 _ => return Err(fits("list<tuple<K, V>>").into()),
             },
             Mapping::Record(r) => {
+                charge(r.wit_fields.iter().map(|f| f.len() + VAL + 24).sum())?;
                 let mut fields = Vec::with_capacity(r.types.len());
                 for ((wit, java), t) in r.wit_fields.iter().zip(&r.class.fields).zip(&r.types) {
                     let found = match v {
@@ -484,7 +534,7 @@ impl Mapping {
                         _ => return Err(fits(&r.class.name).into()),
                     };
                     let val = match found {
-                        Some(fv) => t.to_wit_at(fv, refs, depth + 1),
+                        Some(fv) => t.to_wit_at(fv, refs, depth + 1, copying),
                         None if matches!(t, Mapping::Nullable(_)) => Ok(Val::Option(None)),
                         None => Err(format!("the reply has no field `{java}`").into()),
                     }
@@ -507,6 +557,7 @@ impl Mapping {
                     .ok_or_else(|| {
                         format!("{} has no constant {constant} in the WIT enum", e.class)
                     })?;
+                charge(e.wit_names[i].len())?;
                 Val::Enum(e.wit_names[i].clone())
             }
         })
@@ -518,10 +569,14 @@ pub fn is_decimal_class(class: &str) -> bool {
     matches!(class, "java.math.BigDecimal" | "java.math.BigInteger")
 }
 
-/// Back-reference resolution for one reply, built only when a reference is met.
+/// Back-reference resolution for one reply, built only when a reference is met, and the
+/// budget of what references may copy into guest values: [`COPY_BUDGET_FACTOR`] times the
+/// bytes the reply decoded to, at least [`COPY_BUDGET_FLOOR`].
 pub struct Refs<'a> {
     roots: &'a [Value],
     table: OnceLock<Vec<&'a Value>>,
+    /// Bytes references may still copy; measured when the first copy is charged.
+    copy_left: Cell<Option<usize>>,
 }
 
 impl<'a> Refs<'a> {
@@ -530,6 +585,37 @@ impl<'a> Refs<'a> {
         Refs {
             roots,
             table: OnceLock::new(),
+            copy_left: Cell::new(None),
+        }
+    }
+
+    /// The copy budget for these roots.
+    fn copy_budget(&self) -> (usize, usize) {
+        let decoded = decoded_size(self.roots);
+        let limit = decoded
+            .saturating_mul(COPY_BUDGET_FACTOR)
+            .max(COPY_BUDGET_FLOOR);
+        (limit, decoded)
+    }
+
+    /// Takes `bytes` of copied guest values from the budget.
+    fn charge(&self, bytes: usize) -> Result<(), MappingError> {
+        let left = match self.copy_left.get() {
+            Some(left) => left,
+            None => self.copy_budget().0,
+        };
+        match left.checked_sub(bytes) {
+            Some(left) => {
+                self.copy_left.set(Some(left));
+                Ok(())
+            }
+            None => {
+                let (limit, decoded) = self.copy_budget();
+                Err(format!(
+                    "the reply's back-references copy more than {limit} bytes into guest values (a reply that decoded to {decoded} bytes may copy at most {COPY_BUDGET_FACTOR}x that, at least {COPY_BUDGET_FLOOR} bytes)"
+                )
+                .into())
+            }
         }
     }
 

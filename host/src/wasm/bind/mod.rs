@@ -15,7 +15,7 @@ use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, Linker, LinkerInstance, Type, Val};
 use wasmtime::{Engine, StoreContextMut};
 
-pub use mapping::{Mapping, MappingError, Refs, TypeNames};
+pub use mapping::{EnumMapping, Mapping, MappingError, RecordMapping, Refs, TypeNames};
 use realize::Returns;
 
 use super::state::GuestState;
@@ -577,11 +577,16 @@ async fn generic_invoke(
     inv.attachments = attachments;
     match reference.invoke(&inv).await {
         Ok(RpcResult { value, attachments }) => {
-            let json = generic::hessian_to_json(&value, std::slice::from_ref(&value));
-            (
-                Val::Result(Ok(Some(Box::new(Val::String(json.to_string()))))),
-                attachments,
-            )
+            match generic::hessian_to_json_text(&value, std::slice::from_ref(&value)) {
+                Ok(json) => (
+                    Val::Result(Ok(Some(Box::new(Val::String(json))))),
+                    attachments,
+                ),
+                Err(e) => fail(RpcError::Serialization(format!(
+                    "{}.{method}: {e}",
+                    reference.service()
+                ))),
+            }
         }
         Err(e) => fail(e),
     }

@@ -219,3 +219,88 @@ fn parameters_declared_date_or_decimal_are_sent_as_java_writes_them() {
     assert_eq!(SentAs::of(&Mapping::Long, "long"), None);
     assert_eq!(SentAs::of(&Mapping::String, "java.lang.String"), None);
 }
+
+/// The error of a result that must be one, without printing a large value when it is not.
+trait Refused<E> {
+    fn refused(self) -> E;
+}
+
+impl<T, E> Refused<E> for Result<T, E> {
+    fn refused(self) -> E {
+        match self {
+            Ok(_) => panic!("not refused"),
+            Err(e) => e,
+        }
+    }
+}
+
+/// `record blob { data: string }` bound to `org.x.Blob`.
+fn blob_type() -> Mapping {
+    Mapping::Record(std::sync::Arc::new(mapping::RecordMapping {
+        class: std::sync::Arc::new(crate::hessian2::ClassDef {
+            name: "org.x.Blob".into(),
+            fields: vec!["data".into()],
+        }),
+        wit_fields: vec!["data".into()],
+        types: vec![Mapping::String],
+    }))
+}
+
+/// A reply list: one `org.x.Blob` with a string of `len` characters, then `copies`
+/// back-references to it (ref 1: the list itself is ref 0).
+fn blob_and_refs(len: usize, copies: usize) -> Value {
+    use crate::hessian2::{List, Object};
+    let blob = Value::Object(Object::new(
+        "org.x.Blob",
+        vec![("data".into(), Value::String("x".repeat(len)))],
+    ));
+    let mut items = vec![blob];
+    items.extend(std::iter::repeat_n(Value::Ref(1), copies));
+    Value::List(List::untyped(items))
+}
+
+#[test]
+fn shared_objects_are_copied_into_guest_values_within_the_budget() {
+    let t = Mapping::List(Box::new(blob_type()));
+    let v = blob_and_refs(10, 2);
+    let out = t.to_wit(&v, &Refs::new(std::slice::from_ref(&v))).unwrap();
+    let one = Val::Record(vec![("data".into(), Val::String("x".repeat(10)))]);
+    assert_eq!(out, Val::List(vec![one.clone(), one.clone(), one]));
+}
+
+#[test]
+fn references_copying_past_the_budget_are_refused() {
+    // 1 MiB copied 40 times from a reply that decoded to about 1 MiB.
+    let t = Mapping::List(Box::new(blob_type()));
+    let v = blob_and_refs(1 << 20, 40);
+    let err = t.to_wit(&v, &Refs::new(std::slice::from_ref(&v))).refused();
+    let decoded = crate::hessian2::decoded_size(std::slice::from_ref(&v));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "org.x.Blob.data: the reply's back-references copy more than {} bytes into guest values (a reply that decoded to {decoded} bytes may copy at most 2x that, at least {} bytes)",
+            mapping::COPY_BUDGET_FLOOR,
+            mapping::COPY_BUDGET_FLOOR
+        )
+    );
+    // Without references the same amount of data converts: only copies are counted.
+    let big = Value::Binary(vec![7; 4 << 20]);
+    let out = Mapping::Bytes
+        .to_wit(&big, &Refs::new(std::slice::from_ref(&big)))
+        .unwrap();
+    assert!(matches!(out, Val::List(items) if items.len() == 4 << 20));
+}
+
+#[test]
+fn a_list_that_contains_itself_ends_at_the_types_depth() {
+    use crate::hessian2::List;
+    let v = Value::List(List::untyped(vec![Value::Ref(0)]));
+    let t = Mapping::List(Box::new(Mapping::List(Box::new(Mapping::List(Box::new(
+        Mapping::String,
+    ))))));
+    let err = t.to_wit(&v, &Refs::new(std::slice::from_ref(&v))).refused();
+    assert_eq!(
+        err.to_string(),
+        "the provider returned list, which does not fit string"
+    );
+}
