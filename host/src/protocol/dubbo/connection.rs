@@ -84,82 +84,131 @@ pub struct Closed;
 /// Where frames go out: the socket's write side, shared by callers and the flusher.
 pub type Outbound = Arc<Link>;
 
-/// The write side of one connection. While `flushing` is clear the socket is idle and a caller
-/// writes its frame directly with a non-blocking `try_write`, under the lock that also orders
-/// frames; what does not go out at once (socket buffer full) is queued, `flushing` is set, and
-/// from then until the queue is empty only the flusher task writes, while callers append.
+/// The write side of one connection. Whoever owns it writes; everyone else appends to the
+/// queue. A caller that finds nobody writing takes ownership and writes its frame itself, with
+/// the lock released (one non-blocking `try_write`, no hop through another task); frames that
+/// other callers queued meanwhile, or what the socket did not take, are handed to the flusher
+/// task, which owns the socket until the queue is empty, writing it in batches. Under load the
+/// flusher keeps ownership and one syscall carries many frames; on an idle connection a call
+/// costs one syscall on the caller's own task.
 pub struct Link {
     wr: OwnedWriteHalf,
     state: std::sync::Mutex<LinkState>,
-    /// Wakes the flusher when `flushing` is set.
+    /// Wakes the flusher when it is handed ownership.
     wake: Notify,
     /// Wakes callers waiting for room in the queue.
     room: Notify,
     backlog: usize,
 }
 
+/// Who may write to the socket now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Owner {
+    /// Nobody: the next caller writes directly.
+    #[default]
+    Nobody,
+    /// A caller is writing its own frame.
+    Caller,
+    /// The flusher task is writing the queue.
+    Flusher,
+}
+
 #[derive(Default)]
 struct LinkState {
     queue: BytesMut,
     waiters: Vec<oneshot::Sender<()>>,
-    flushing: bool,
+    owner: Owner,
     closed: Option<String>,
 }
 
 impl Link {
-    /// Writes `out` now if the socket is idle, else queues it behind what is being written;
+    /// Writes `out` now if nobody is writing, else queues it behind what is being written;
     /// waits only when the queue is over its backlog.
     pub async fn send(&self, out: Outgoing) -> Result<(), Closed> {
-        let Outgoing { frame, written } = out;
-        let mut written = written;
+        let Outgoing { frame, mut written } = out;
         loop {
             let room = self.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            {
+            let own = {
                 let Ok(mut st) = self.state.lock() else {
                     return Err(Closed);
                 };
                 if st.closed.is_some() {
                     return Err(Closed);
                 }
-                if !st.flushing {
-                    let mut sent = 0;
-                    while sent < frame.len() {
-                        match self.wr.try_write(&frame[sent..]) {
-                            Ok(n) => sent += n,
-                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "write failed; closing connection");
-                                st.closed = Some(format!("write failed: {e}"));
-                                drop(st);
-                                self.wake.notify_one();
-                                return Err(Closed);
-                            }
-                        }
-                    }
-                    if sent == frame.len() {
-                        drop(st);
-                        if let Some(w) = written {
-                            let _ = w.send(());
-                        }
-                        return Ok(());
-                    }
-                    st.queue.extend_from_slice(&frame[sent..]);
-                    st.waiters.extend(written.take());
-                    st.flushing = true;
-                    drop(st);
-                    self.wake.notify_one();
-                    return Ok(());
-                }
-                if st.queue.len() < self.backlog {
+                if st.owner == Owner::Nobody {
+                    st.owner = Owner::Caller;
+                    true
+                } else if st.queue.len() < self.backlog {
                     st.queue.extend_from_slice(&frame);
                     st.waiters.extend(written.take());
                     return Ok(());
+                } else {
+                    false
                 }
+            };
+            if own {
+                return self.write_owned(&frame, written);
             }
             room.await;
         }
+    }
+
+    /// Writes `frame` as the owner, then gives ownership up, or to the flusher when frames
+    /// queued meanwhile or the socket did not take all of it.
+    fn write_owned(
+        &self,
+        frame: &[u8],
+        mut written: Option<oneshot::Sender<()>>,
+    ) -> Result<(), Closed> {
+        let mut sent = 0;
+        let mut failed = None;
+        while sent < frame.len() {
+            match self.wr.try_write(&frame[sent..]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        let Ok(mut st) = self.state.lock() else {
+            return Err(Closed);
+        };
+        if let Some(e) = failed {
+            tracing::warn!(error = %e, "write failed; closing connection");
+            st.closed
+                .get_or_insert_with(|| format!("write failed: {e}"));
+            drop(st);
+            self.wake.notify_one();
+            self.room.notify_waiters();
+            return Err(Closed);
+        }
+        let whole = sent == frame.len();
+        if !whole {
+            // The rest of this frame goes out before what others queued behind it.
+            let mut queue = BytesMut::with_capacity(frame.len() - sent + st.queue.len());
+            queue.extend_from_slice(&frame[sent..]);
+            queue.extend_from_slice(&st.queue);
+            st.queue = queue;
+            st.waiters.extend(written.take());
+            st.owner = Owner::Flusher;
+        } else if st.queue.is_empty() {
+            st.owner = Owner::Nobody;
+        } else {
+            st.owner = Owner::Flusher;
+        }
+        let hand_off = st.owner == Owner::Flusher;
+        drop(st);
+        if hand_off {
+            self.wake.notify_one();
+        }
+        if let Some(w) = written {
+            let _ = w.send(());
+        }
+        Ok(())
     }
 
     /// Marks the link closed with `why` (the first reason wins) and wakes whoever waits.
@@ -334,9 +383,9 @@ async fn flush_loop<I: Inbound>(
             };
             match &st.closed {
                 Some(why) => Flush::Closed(why.clone()),
-                None if !st.flushing => Flush::Idle,
+                None if st.owner != Owner::Flusher => Flush::Idle,
                 None if st.queue.is_empty() => {
-                    st.flushing = false;
+                    st.owner = Owner::Nobody;
                     continue;
                 }
                 None => {
@@ -385,7 +434,7 @@ async fn flush_loop<I: Inbound>(
 
 /// The flusher's next step.
 enum Flush {
-    /// Callers write directly: wait to be woken.
+    /// Not the owner: wait to be handed the socket.
     Idle,
     /// Write the batch just taken from the queue.
     Write,
