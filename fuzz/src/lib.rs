@@ -107,11 +107,15 @@ pub fn reply_to_guest(data: &[u8]) {
         }
     }
     if let Ok(text) = hessian_to_json_text(&reply.value, roots) {
-        assert!(
-            serde_json::from_str::<serde_json::Value>(&text).is_ok(),
-            "printed invalid JSON\ninput {}\ntext {text}",
-            hex(data)
-        );
+        // serde_json refuses nesting deeper than 128, which expanded references can reach
+        // (128 containers deep, then a reference to a deep one): valid JSON all the same.
+        if let Err(e) = serde_json::from_str::<serde_json::Value>(&text) {
+            assert!(
+                e.to_string().starts_with("recursion limit exceeded"),
+                "printed invalid JSON ({e})\ninput {}\ntext {text}",
+                hex(data)
+            );
+        }
     }
 }
 

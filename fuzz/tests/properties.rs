@@ -130,3 +130,15 @@ fn hostile_replies_convert_into_errors_without_panic() {
     }
     reply_to_guest(&objects);
 }
+
+#[test]
+fn a_reference_expanded_past_serde_jsons_depth_limit_still_prints_valid_json() {
+    // Found by reply_to_guest: nested lists that, once their references are expanded, print
+    // deeper than the 128 levels serde_json parses; the printed text is still valid JSON.
+    let data = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/regressions/reply_to_guest-deep-expansion.bin"),
+    )
+    .expect("regression input");
+    reply_to_guest(&data);
+}
