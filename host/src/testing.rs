@@ -162,3 +162,17 @@ impl Registry for MemoryRegistry {
         self.state
     }
 }
+
+/// A reply list: one `org.x.Blob` holding a string of `len` characters, then `copies`
+/// back-references to it (`Q 1`: the list itself is ref 0), the shape of a reply that makes
+/// a small frame expand into large copies.
+pub fn blob_and_refs(len: usize, copies: usize) -> Value {
+    use crate::hessian2::{List, Object};
+    let blob = Value::Object(Object::new(
+        "org.x.Blob",
+        vec![("data".into(), Value::String("x".repeat(len)))],
+    ));
+    let mut items = vec![blob];
+    items.extend(std::iter::repeat_n(Value::Ref(1), copies));
+    Value::List(List::untyped(items))
+}

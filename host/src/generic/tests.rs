@@ -506,17 +506,7 @@ fn a_chain_of_shared_refs_is_refused_past_the_budget() {
     assert!(out.is_empty());
 }
 
-/// A reply of `copies` references to one object holding a string of `len` characters: the
-/// object, then `Q 1` (the list is ref 0) for each copy.
-fn refs_to_one_big_object(len: usize, copies: usize) -> Value {
-    let big = Value::Object(Object::new(
-        "org.x.Blob",
-        vec![("data".into(), Value::String("x".repeat(len)))],
-    ));
-    let mut items = vec![big];
-    items.extend(std::iter::repeat_n(Value::Ref(1), copies));
-    Value::List(List::untyped(items))
-}
+use crate::testing::blob_and_refs as refs_to_one_big_object;
 
 #[test]
 fn references_to_one_large_object_are_refused_past_the_budget() {

@@ -246,18 +246,7 @@ fn blob_type() -> Mapping {
     }))
 }
 
-/// A reply list: one `org.x.Blob` with a string of `len` characters, then `copies`
-/// back-references to it (ref 1: the list itself is ref 0).
-fn blob_and_refs(len: usize, copies: usize) -> Value {
-    use crate::hessian2::{List, Object};
-    let blob = Value::Object(Object::new(
-        "org.x.Blob",
-        vec![("data".into(), Value::String("x".repeat(len)))],
-    ));
-    let mut items = vec![blob];
-    items.extend(std::iter::repeat_n(Value::Ref(1), copies));
-    Value::List(List::untyped(items))
-}
+use crate::testing::blob_and_refs;
 
 #[test]
 fn shared_objects_are_copied_into_guest_values_within_the_budget() {
