@@ -366,13 +366,15 @@ async fn subscribe_with_zookeeper_down_and_no_cache_fails_with_a_clear_message()
 async fn test_provider_registers_itself_and_leaves_on_exit() {
     let zk = blocking(ZooKeeper::new);
     let client = raw_client(&zk).await;
-    let start = |tag: &str| {
+    // The graceful provider's session outlives the test, so its node can only go by being
+    // unregistered; the killed one's is short, so it goes by expiry.
+    let start = |tag: &str, session_ms: u64| {
         Command::new(workspace_binary("test-provider"))
             .args([
                 "--listen",
                 "127.0.0.1:0",
                 "--registry",
-                &format!("{}?session=1000", zk.address()),
+                &format!("{}?session={session_ms}", zk.address()),
                 "--version",
                 "1.0.0",
                 "--application",
@@ -401,7 +403,7 @@ async fn test_provider_registers_itself_and_leaves_on_exit() {
         }
     }
 
-    let mut graceful = start("graceful");
+    let mut graceful = start("graceful", 60_000);
     let found = wait_nodes(&client, 1).await;
     let url = &found[0].0;
     assert_eq!(url.param("application"), Some("graceful"));
@@ -416,12 +418,14 @@ async fn test_provider_registers_itself_and_leaves_on_exit() {
     let _ = graceful.wait();
     let gone = Instant::now();
     wait_nodes(&client, 0).await;
+    // Long before the 60 s session could expire: the exit unregistered it (the bound is
+    // slack for a loaded machine, not a latency contract).
     assert!(
-        gone.elapsed() < Duration::from_millis(500),
+        gone.elapsed() < Duration::from_secs(5),
         "graceful exit removes the node at once"
     );
 
-    let mut killed = start("killed");
+    let mut killed = start("killed", 1000);
     wait_nodes(&client, 1).await;
     let _ = killed.kill();
     let _ = killed.wait();
