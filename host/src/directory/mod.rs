@@ -133,7 +133,10 @@ pub fn merge(provider: &Url, consumer: &Url) -> Url {
         if PROVIDER_KEYS.contains(&k.as_str()) && provider.params.contains_key(k) {
             continue;
         }
-        if k == "category" || k == "side" {
+        // The consumer's own start time is not the provider's: Java's ClusterUtils.mergeUrl
+        // drops it, or a provider without one (a direct URL) would be warming up from the
+        // consumer's start.
+        if k == "category" || k == "side" || k == "timestamp" {
             continue;
         }
         merged.params.insert(k.clone(), v.clone());
@@ -230,6 +233,16 @@ mod tests {
 
     fn consumer() -> Url {
         url("consumer://10.0.0.9/I?application=app&timeout=3000&version=1.0.0&weight=5")
+    }
+
+    #[test]
+    fn the_consumers_start_time_never_becomes_the_providers() {
+        let c = url("consumer://10.0.0.9/I?application=app&timestamp=1700000000000");
+        // A direct URL has no timestamp: it must not start warming up from the consumer's.
+        let direct = merge(&url("dubbo://10.0.0.1:20880/I"), &c);
+        assert_eq!(direct.param("timestamp"), None);
+        let registered = merge(&url("dubbo://10.0.0.1:20880/I?timestamp=1600000000000"), &c);
+        assert_eq!(registered.param("timestamp"), Some("1600000000000"));
     }
 
     #[test]
