@@ -176,3 +176,18 @@ pub fn blob_and_refs(len: usize, copies: usize) -> Value {
     items.extend(std::iter::repeat_n(Value::Ref(1), copies));
     Value::List(List::untyped(items))
 }
+
+/// The error of a result that must be one, without printing a large value when it is not.
+pub trait Refused<E> {
+    /// The error; panics (naming nothing of the value) when the result is `Ok`.
+    fn refused(self) -> E;
+}
+
+impl<T, E> Refused<E> for Result<T, E> {
+    fn refused(self) -> E {
+        match self {
+            Ok(_) => panic!("not refused"),
+            Err(e) => e,
+        }
+    }
+}

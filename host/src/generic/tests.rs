@@ -457,19 +457,7 @@ fn java_written_values_print_as_generic_json() {
     );
 }
 
-/// The error of a result that must be one, without printing a large value when it is not.
-trait Refused<E> {
-    fn refused(self) -> E;
-}
-
-impl<T, E> Refused<E> for Result<T, E> {
-    fn refused(self) -> E {
-        match self {
-            Ok(_) => panic!("not refused"),
-            Err(e) => e,
-        }
-    }
-}
+use crate::testing::Refused;
 
 #[test]
 fn a_chain_of_shared_refs_is_refused_past_the_budget() {

@@ -219,6 +219,10 @@ impl Guest {
 
     /// An instance that served earlier requests and may serve this one, started on it.
     pub fn take_warm(&self) -> Option<Warm> {
+        if self.reuse <= 1 {
+            // The default: nothing is ever kept, so no lock per request.
+            return None;
+        }
         let mut warm = self.idle.lock().ok()?.pop()?;
         warm.store.data_mut().begin_request(self.timeout);
         warm.store.set_epoch_deadline(1);

@@ -127,9 +127,9 @@ impl Link {
     pub async fn send(&self, out: Outgoing) -> Result<(), Closed> {
         let Outgoing { frame, mut written } = out;
         loop {
+            // Created before the queue is looked at, so a `notify_waiters` after that wakes it
+            // (a `Notified` sees those from its creation); it costs no lock until awaited.
             let room = self.room.notified();
-            tokio::pin!(room);
-            room.as_mut().enable();
             let own = {
                 let Ok(mut st) = self.state.lock() else {
                     return Err(Closed);

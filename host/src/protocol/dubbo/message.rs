@@ -167,17 +167,7 @@ pub enum ReplyError {
 
 /// [`decode_response`], telling a broken frame from a failed call.
 pub fn decode_reply(header: &Header, body: &[u8]) -> Result<RpcResult, ReplyError> {
-    decode_reply_inner(header, body).map_err(|(e, truncated)| {
-        if truncated {
-            ReplyError::Broken(e)
-        } else {
-            ReplyError::Call(e)
-        }
-    })
-}
-
-fn decode_reply_inner(header: &Header, body: &[u8]) -> Result<RpcResult, (RpcError, bool)> {
-    let call = |e: RpcError| (e, false);
+    let call = ReplyError::Call;
     let mut dec = Decoder::new(body);
     if header.status != status::OK {
         let msg = dec
@@ -192,10 +182,12 @@ fn decode_reply_inner(header: &Header, body: &[u8]) -> Result<RpcResult, (RpcErr
     }
     let bad = |e: DecodeError| {
         let truncated = matches!(e, DecodeError::UnexpectedEnd { .. });
-        (
-            RpcError::Serialization(format!("response {}: {e}", header.id)),
-            truncated,
-        )
+        let e = RpcError::Serialization(format!("response {}: {e}", header.id));
+        if truncated {
+            ReplyError::Broken(e)
+        } else {
+            ReplyError::Call(e)
+        }
     };
     let flag = dec.read_int().map_err(bad)?;
     let with_attachments = (3..=5).contains(&flag);

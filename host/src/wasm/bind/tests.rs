@@ -220,19 +220,7 @@ fn parameters_declared_date_or_decimal_are_sent_as_java_writes_them() {
     assert_eq!(SentAs::of(&Mapping::String, "java.lang.String"), None);
 }
 
-/// The error of a result that must be one, without printing a large value when it is not.
-trait Refused<E> {
-    fn refused(self) -> E;
-}
-
-impl<T, E> Refused<E> for Result<T, E> {
-    fn refused(self) -> E {
-        match self {
-            Ok(_) => panic!("not refused"),
-            Err(e) => e,
-        }
-    }
-}
+use crate::testing::Refused;
 
 /// `record blob { data: string }` bound to `org.x.Blob`.
 fn blob_type() -> Mapping {
