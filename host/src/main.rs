@@ -17,6 +17,11 @@ use dubbo_wasm_host::url::Url;
 use dubbo_wasm_host::wasm::new_engine;
 use serde::Deserialize;
 
+/// mimalloc: the per-request allocations of a guest request (store, instance, wasi-http
+/// resources, hyper buffers) cost a third of what glibc's malloc takes for them (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "dubbo-wasm-host",
