@@ -10,6 +10,8 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+
+use arc_swap::ArcSwapOption;
 use std::time::{Duration, Instant};
 
 use super::connection::ConnectionConfig;
@@ -26,7 +28,8 @@ const WARN_EVERY: u32 = 60;
 pub struct SharedClient {
     addr: String,
     cfg: ConnectionConfig,
-    current: Mutex<Option<Arc<Exchange>>>,
+    /// Read by every call without a lock (an atomic load); written only on connect.
+    current: ArcSwapOption<Exchange>,
     /// Serializes connect attempts so a burst of calls dials once.
     connecting: tokio::sync::Mutex<Option<(Instant, RpcError)>>,
     /// Whether the last connect attempt failed (no connection since).
@@ -43,7 +46,7 @@ impl SharedClient {
         SharedClient {
             addr,
             cfg,
-            current: Mutex::new(None),
+            current: ArcSwapOption::empty(),
             connecting: tokio::sync::Mutex::new(None),
             failed: AtomicBool::new(false),
             failures: AtomicU32::new(0),
@@ -57,20 +60,16 @@ impl SharedClient {
     }
 
     fn live(&self) -> Option<Arc<Exchange>> {
-        let cur = self.current.lock().ok()?;
-        cur.as_ref().filter(|c| !c.is_closed()).cloned()
+        self.current.load_full().filter(|c| !c.is_closed())
     }
 
     /// Whether a call may be sent now: connected and not read-only, or never tried (a lazy
     /// client). A dropped connection or a failed connect makes it unavailable until the
     /// background reconnect (or a call) connects again.
     pub fn is_available(&self) -> bool {
-        match self.current.lock() {
-            Ok(cur) => match cur.as_ref() {
-                Some(c) => c.is_available(),
-                None => !self.failed.load(Ordering::Relaxed),
-            },
-            Err(_) => false,
+        match self.current.load().as_deref() {
+            Some(c) => c.is_available(),
+            None => !self.failed.load(Ordering::Relaxed),
         }
     }
 
@@ -113,9 +112,7 @@ impl SharedClient {
         match Exchange::connect(&self.addr, &self.cfg).await {
             Ok(c) => {
                 let c = Arc::new(c);
-                if let Ok(mut cur) = self.current.lock() {
-                    *cur = Some(c.clone());
-                }
+                self.current.store(Some(c.clone()));
                 *last_failure = None;
                 self.failed.store(false, Ordering::Relaxed);
                 if self.failures.swap(0, Ordering::Relaxed) > 0 {
@@ -130,9 +127,7 @@ impl SharedClient {
                 } else {
                     tracing::debug!(provider = %self.addr, error = %e, attempts = n + 1, "connect failed");
                 }
-                if let Ok(mut cur) = self.current.lock() {
-                    *cur = None;
-                }
+                self.current.store(None);
                 self.failed.store(true, Ordering::Relaxed);
                 *last_failure = Some((Instant::now(), e.clone()));
                 Err(e)
