@@ -1,6 +1,7 @@
 //! Dubbo's request/response exchange over one [`Connection`] (Java's `HeaderExchangeClient`):
 //! request ids, calls waiting for their replies (out-of-order replies complete the right call),
-//! per-call timeouts with Dubbo's client/server timeout statuses, heartbeats sent on read-idle
+//! per-call timeouts with Dubbo's client/server timeout statuses (checked on a tick, as Java's
+//! `DefaultFuture` does on its timer wheel, so a call costs no timer of its own), heartbeats sent on read-idle
 //! and answered when the provider sends them, and the read-only events of a provider that is
 //! shutting down.
 //!
@@ -13,6 +14,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use bytes::BytesMut;
 use tokio::sync::oneshot;
@@ -28,12 +32,34 @@ use crate::rpc::{Invocation, RpcError, RpcResult, ServiceKey};
 /// Dubbo's `heartbeat.timeout`: this many silent heartbeat periods mean a dead peer.
 const SILENT_HEARTBEATS: u32 = 3;
 
-type Waiter = oneshot::Sender<Result<Frame, RpcError>>;
+/// How often calls past their deadline are failed. Java's `DefaultFuture` checks timeouts on a
+/// 30 ms wheel; here a call fails at most one 10 ms tick after its timeout, and no call
+/// registers a timer of its own (a timer per call costs two locked timer-wheel updates, often
+/// from two threads, and a clock read).
+const TIMEOUT_TICK: Duration = Duration::from_millis(10);
+/// Ticks without a call pending after which the timeout checker sleeps until the next call.
+const IDLE_TICKS: u32 = 100;
+
+/// How a call waiting for its reply ends.
+enum Answer {
+    Reply(Frame),
+    Failed(RpcError),
+    TimedOut,
+}
+
+/// A call waiting for its reply, and when it stops waiting.
+struct Waiter {
+    answer: oneshot::Sender<Answer>,
+    deadline: Instant,
+}
 
 /// The exchange's side of a connection: calls waiting for replies, and the connection's state.
 struct Calls {
     addr: String,
     pending: Mutex<HashMap<u64, Waiter>>,
+    /// Whether the timeout checker sleeps until `wake` (nothing was pending for a while).
+    checker_asleep: AtomicBool,
+    wake: Notify,
     closed: AtomicBool,
     read_only: AtomicBool,
     heartbeat_id: AtomicU64,
@@ -55,11 +81,50 @@ impl Calls {
             Ok(mut p) => p.drain().map(|(_, w)| w).collect(),
             Err(_) => return,
         };
+        self.wake.notify_one();
         for w in waiters {
-            let _ = w.send(Err(RpcError::Network(format!(
+            let _ = w.answer.send(Answer::Failed(RpcError::Network(format!(
                 "connection to {} closed: {why}",
                 self.addr
             ))));
+        }
+    }
+
+    /// Fails the calls past their deadline every [`TIMEOUT_TICK`] while any is pending; sleeps
+    /// while none has been for [`IDLE_TICKS`]; ends when the connection closes.
+    async fn check_timeouts(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(TIMEOUT_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut idle = 0;
+        while !self.closed.load(Ordering::Acquire) {
+            if idle >= IDLE_TICKS {
+                self.checker_asleep.store(true, Ordering::SeqCst);
+                let empty = self.pending.lock().map_or(true, |p| p.is_empty());
+                if empty && !self.closed.load(Ordering::Acquire) {
+                    self.wake.notified().await;
+                }
+                self.checker_asleep.store(false, Ordering::SeqCst);
+                idle = 0;
+                tick.reset();
+                continue;
+            }
+            tick.tick().await;
+            let now = Instant::now();
+            let expired: Vec<Waiter> = match self.pending.lock() {
+                Ok(p) if p.is_empty() => {
+                    idle += 1;
+                    continue;
+                }
+                Ok(mut p) => p
+                    .extract_if(|_, w| w.deadline <= now)
+                    .map(|(_, w)| w)
+                    .collect(),
+                Err(_) => return,
+            };
+            idle = 0;
+            for w in expired {
+                let _ = w.answer.send(Answer::TimedOut);
+            }
         }
     }
 }
@@ -97,7 +162,7 @@ impl Inbound for Calls {
         let waiter = self.pending.lock().ok().and_then(|mut p| p.remove(&h.id));
         match waiter {
             Some(w) => {
-                let _ = w.send(Ok(frame));
+                let _ = w.answer.send(Answer::Reply(frame));
             }
             None if h.id == 0 || h.id >= self.next_id.load(Ordering::Relaxed) => {
                 return Err(format!("a reply to id {}, never sent", h.id));
@@ -138,6 +203,8 @@ impl Exchange {
         let calls = Arc::new(Calls {
             addr: addr.to_string(),
             pending: Mutex::new(HashMap::new()),
+            checker_asleep: AtomicBool::new(false),
+            wake: Notify::new(),
             closed: AtomicBool::new(false),
             read_only: AtomicBool::new(false),
             heartbeat_id: AtomicU64::new(FIRST_HEARTBEAT_ID),
@@ -145,6 +212,7 @@ impl Exchange {
         });
         let stall = Arc::new(StallLimit::new(cfg.read_stall));
         let connection = Connection::open(addr, cfg, stall.clone(), calls.clone()).await?;
+        tokio::spawn(calls.clone().check_timeouts());
         Ok(Exchange {
             calls,
             connection,
@@ -213,8 +281,17 @@ impl Exchange {
         let frame = self.frame(id, true, service, token, inv, timeout)?;
         self.stall.call(timeout);
         let (tx, rx) = oneshot::channel();
-        self.pending()?.insert(id, tx);
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = Instant::now() + timeout;
+        self.pending()?.insert(
+            id,
+            Waiter {
+                answer: tx,
+                deadline,
+            },
+        );
+        if self.calls.checker_asleep.load(Ordering::SeqCst) {
+            self.calls.wake.notify_one();
+        }
         let sent = tokio::time::timeout_at(
             deadline,
             self.connection.outbound().send(Outgoing::frame(frame)),
@@ -230,8 +307,8 @@ impl Exchange {
                 _ => RpcError::Network(format!("connection to {} is closed", self.addr())),
             });
         }
-        match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(Ok(frame))) => match decode_reply(&frame.header, &frame.body) {
+        match rx.await {
+            Ok(Answer::Reply(frame)) => match decode_reply(&frame.header, &frame.body) {
                 Ok(r) => Ok(r),
                 Err(ReplyError::Call(e)) => Err(e),
                 Err(ReplyError::Broken(e)) => {
@@ -242,18 +319,15 @@ impl Exchange {
                     Err(e)
                 }
             },
-            Ok(Ok(Err(e))) => Err(e),
-            Ok(Err(_)) => Err(RpcError::Network(format!(
+            Ok(Answer::Failed(e)) => Err(e),
+            Ok(Answer::TimedOut) => Err(status_error(
+                status::SERVER_TIMEOUT,
+                self.timeout_message(service, inv, timeout, "got no reply"),
+            )),
+            Err(_) => Err(RpcError::Network(format!(
                 "connection to {} closed while waiting for a reply",
                 self.addr()
             ))),
-            Err(_) => {
-                self.forget(id);
-                Err(status_error(
-                    status::SERVER_TIMEOUT,
-                    self.timeout_message(service, inv, timeout, "got no reply"),
-                ))
-            }
         }
     }
 
@@ -359,7 +433,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
 
-    use super::Exchange;
+    use super::{Exchange, IDLE_TICKS, TIMEOUT_TICK};
     use crate::hessian2::Value;
     use crate::protocol::dubbo::connection::ConnectionConfig;
     use crate::protocol::dubbo::frame::{split_frame, DEFAULT_PAYLOAD};
@@ -572,5 +646,54 @@ mod tests {
             assert!(matches!(err, RpcError::Network(_)), "{err:?}");
         }
         assert!(ex.is_closed());
+    }
+    /// A peer that reads everything and never answers.
+    fn silent(_id: u64, _out: &mut BytesMut) {}
+
+    #[tokio::test]
+    async fn a_call_without_reply_times_out_with_the_server_timeout_status_not_before_its_timeout()
+    {
+        let addr = peer(silent).await;
+        let ex = Exchange::connect(&addr, &cfg(60_000))
+            .await
+            .expect("connect");
+        let started = std::time::Instant::now();
+        let err = call(&ex, 150).await.expect_err("no reply");
+        assert!(started.elapsed() >= Duration::from_millis(150), "early");
+        assert!(matches!(err, RpcError::Timeout(_)), "{err:?}");
+        assert!(
+            err.to_string().contains("got no reply within 150 ms"),
+            "{err}"
+        );
+        // The connection stays: a timeout is the call's, not the provider's fault.
+        assert!(!ex.is_closed());
+        let pending = ex.calls.pending.lock().expect("lock").len();
+        assert_eq!(pending, 0, "the timed-out call is forgotten");
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_call_is_forgotten_at_its_deadline() {
+        let addr = peer(silent).await;
+        let ex = Exchange::connect(&addr, &cfg(60_000))
+            .await
+            .expect("connect");
+        // The caller gives up long before the call's own timeout (a request the host dropped).
+        let gave_up = tokio::time::timeout(Duration::from_millis(20), call(&ex, 100)).await;
+        assert!(gave_up.is_err());
+        assert_eq!(ex.calls.pending.lock().expect("lock").len(), 1);
+        for _ in 0..100 {
+            if ex.calls.pending.lock().expect("lock").is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            ex.calls.pending.lock().expect("lock").is_empty(),
+            "the waiter leaked"
+        );
+        // After the checker went to sleep with nothing pending, a new call still times out.
+        tokio::time::sleep(TIMEOUT_TICK * (IDLE_TICKS + 5)).await;
+        let err = call(&ex, 50).await.expect_err("no reply");
+        assert!(matches!(err, RpcError::Timeout(_)), "{err:?}");
     }
 }
