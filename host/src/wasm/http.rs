@@ -205,7 +205,11 @@ async fn run_guest(
         .new_response_outparam(tx)
         .map_err(internal)?;
     let owner = guest.clone();
-    let task = tokio::spawn(async move {
+    // The guest runs on this connection's task, not a task of its own: no spawn, and no wake
+    // across tasks (often across threads) when it answers. A guest still running once its
+    // response is out (a body it streams), or whose client went away, moves to a task of its
+    // own and finishes there, as it would have on a task from the start.
+    let mut run = Running(Some(Box::pin(async move {
         // Held until the guest is done, including any body it streams after the response.
         let _permit = permit;
         let (proxy, served) = match warm.take() {
@@ -217,7 +221,7 @@ async fn run_guest(
             .call_handle(&mut store, req, out)
             .await?;
         // Only an instance that finished without a trap or a limit serves again; a request
-        // the host gave up on aborts this task, which drops the instance.
+        // the host gave up on drops this future, and with it the instance.
         if owner.reuse() > 1 {
             owner.put_warm(super::guest::Warm {
                 store,
@@ -225,50 +229,141 @@ async fn run_guest(
                 served: served + 1,
             });
         }
-        Ok(())
-    });
+        Ok::<(), wasmtime::Error>(())
+    })));
     let limit = guest.timeout();
-    let answer = tokio::select! {
-        answer = tokio::time::timeout(limit, rx) => answer,
-        () = abandoned(abandon) => {
-            task.abort();
-            return Err((
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the host is shutting down and its shutdown-wait is over".to_string(),
-                false,
-            ));
+    let timed_out = tokio::time::sleep(limit);
+    tokio::pin!(timed_out);
+    let gone = abandoned(abandon);
+    tokio::pin!(gone);
+    let mut rx = rx;
+    let first = tokio::select! {
+        biased;
+        answer = &mut rx => Step::Answered(answer),
+        done = &mut run => Step::Finished(done),
+        () = &mut timed_out => Step::Late,
+        () = &mut gone => Step::ShuttingDown,
+    };
+    let answer = match first {
+        Step::Answered(Ok(answer)) => {
+            // Answered: it finishes here if it can without waiting (the usual case: the body
+            // is written), else on a task of its own while hyper sends the body.
+            run.finish_or_detach();
+            answer
         }
+        // The response slot was dropped unset: the guest is ending; its result says why.
+        Step::Answered(Err(_)) => {
+            let last = tokio::select! {
+                biased;
+                done = &mut run => Step::<()>::Finished(done),
+                () = &mut timed_out => Step::Late,
+                () = &mut gone => Step::ShuttingDown,
+            };
+            return Err(match last {
+                Step::Finished(Err(e)) => trap_status(&e, limit),
+                Step::Late => run.stop(late(limit)),
+                Step::ShuttingDown => run.stop(shutting_down()),
+                _ => no_response(),
+            });
+        }
+        Step::Finished(Err(e)) => return Err(trap_status(&e, limit)),
+        // Finished without a trap: it set a response or it did not.
+        Step::Finished(Ok(())) => rx.try_recv().map_err(|_| no_response())?,
+        Step::Late => return Err(run.stop(late(limit))),
+        Step::ShuttingDown => return Err(run.stop(shutting_down())),
     };
     match answer {
-        Ok(Ok(Ok(resp))) => Ok(resp),
-        Ok(Ok(Err(code))) => Err((
+        Ok(resp) => Ok(resp),
+        Err(code) => Err((
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("{code:?}"),
             false,
         )),
-        Ok(Err(_)) => Err(match task.await {
-            Ok(Ok(())) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "it returned without setting a response".to_string(),
-                true,
-            ),
-            Ok(Err(e)) => trap_status(&e, limit),
-            Err(e) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("guest task failed: {e}"),
-                true,
-            ),
-        }),
-        Err(_) => {
-            task.abort();
-            Err((
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "no response within its time limit of {} ms",
-                    limit.as_millis()
-                ),
-                true,
-            ))
+    }
+}
+
+/// How the first wait of a request ended.
+enum Step<A> {
+    Answered(A),
+    Finished(Result<(), wasmtime::Error>),
+    Late,
+    ShuttingDown,
+}
+
+fn no_response() -> Failure {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "it returned without setting a response".to_string(),
+        true,
+    )
+}
+
+fn late(limit: Duration) -> Failure {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "no response within its time limit of {} ms",
+            limit.as_millis()
+        ),
+        true,
+    )
+}
+
+fn shutting_down() -> Failure {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the host is shutting down and its shutdown-wait is over".to_string(),
+        false,
+    )
+}
+
+/// A guest's run, polled from the request's own future. Dropped unfinished (hyper dropped the
+/// request: its client went away), it finishes on a task of its own; [`Running::stop`] is the
+/// only way to stop it (its time limit, or the host's shutdown).
+struct Running<F: Future<Output = Result<(), wasmtime::Error>> + Send + 'static>(
+    Option<std::pin::Pin<Box<F>>>,
+);
+
+impl<F: Future<Output = Result<(), wasmtime::Error>> + Send + 'static> Running<F> {
+    /// Stops the guest (its instance is dropped) and returns `why`.
+    fn stop(&mut self, why: Failure) -> Failure {
+        self.0 = None;
+        why
+    }
+
+    /// Polls the guest once more; if it is not done, it goes on on a task of its own.
+    fn finish_or_detach(&mut self) {
+        if let Some(mut run) = self.0.take() {
+            if (&mut run).now_or_never().is_none() {
+                tokio::spawn(run);
+            }
+        }
+    }
+}
+
+impl<F: Future<Output = Result<(), wasmtime::Error>> + Send + 'static> Future for Running<F> {
+    type Output = Result<(), wasmtime::Error>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let Some(run) = self.0.as_mut() else {
+            // Polled after it finished or stopped: `run_guest` never does this.
+            return std::task::Poll::Pending;
+        };
+        let done = std::task::ready!(run.as_mut().poll(cx));
+        self.0 = None;
+        std::task::Poll::Ready(done)
+    }
+}
+
+impl<F: Future<Output = Result<(), wasmtime::Error>> + Send + 'static> Drop for Running<F> {
+    fn drop(&mut self) {
+        if let Some(run) = self.0.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                tokio::spawn(run);
+            }
         }
     }
 }
