@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use dubbo_wasm_host_tests::config::{demo_reference, dubbo_url, http_guest, http_listener};
 use dubbo_wasm_host_tests::process::{
-    example_guest, http_get, scratch_dir, start_provider, workspace_binary, Running,
+    example_guest, http_get, scratch_dir, start_provider, start_provider_with, workspace_binary,
+    Running,
 };
 
 /// The probe's wall-time limit per request (`timeout` of its [[guest]]), in ms.
@@ -411,6 +412,36 @@ fn instance_reuse_serves_n_requests_from_one_instance_then_recycles() {
     let (_host, addr) = serve("reuse-n", &config(&provider, &probe("instance-reuse = 3")));
     // Sequential requests take the one idle instance: 1, 2, 3, then a fresh one.
     assert_eq!(counts(&addr, 7), vec![1, 2, 3, 1, 2, 3, 1]);
+}
+
+#[test]
+fn a_guest_whose_client_went_away_still_finishes_its_request() {
+    // The provider answers after 600 ms; the client hangs up after 150 ms, while the guest
+    // waits for that reply. The guest must finish anyway (its call's effects are the user's),
+    // and only a guest that finished returns its instance to the idle pool: the next request
+    // then counts 2. Had the host dropped the guest with its client, it would count 1.
+    let (_provider, provider) = start_provider_with(&["--delay-ms", "600"]);
+    let (_host, addr) = serve(
+        "client-gone",
+        &config(&provider, &probe("instance-reuse = 10")),
+    );
+    {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+        write!(
+            s,
+            "GET /probe/hello?name=gone HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    // Wait out the provider's delay; `counts` spaces its requests too.
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(
+        counts(&addr, 1),
+        vec![2],
+        "the abandoned request's guest was dropped"
+    );
 }
 
 #[test]
