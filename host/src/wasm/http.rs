@@ -21,7 +21,7 @@ use hyper::{Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use wasmtime::Trap;
 use wasmtime_wasi_http::io::TokioIo;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
 
@@ -237,40 +237,36 @@ async fn run_guest(
     let gone = abandoned(abandon);
     tokio::pin!(gone);
     let mut rx = rx;
-    let first = tokio::select! {
-        biased;
-        answer = &mut rx => Step::Answered(answer),
-        done = &mut run => Step::Finished(done),
-        () = &mut timed_out => Step::Late,
-        () = &mut gone => Step::ShuttingDown,
-    };
-    let answer = match first {
-        Step::Answered(Ok(answer)) => {
-            // Answered: it finishes here if it can without waiting (the usual case: the body
-            // is written), else on a task of its own while hyper sends the body.
-            run.finish_or_detach();
-            answer
+    // Set once the guest dropped its response slot unset: it is ending, and its result says why.
+    let mut unanswered = false;
+    let answer = loop {
+        let step = tokio::select! {
+            biased;
+            answer = &mut rx, if !unanswered => Step::Answered(answer),
+            done = &mut run => Step::Finished(done),
+            () = &mut timed_out => Step::Late,
+            () = &mut gone => Step::ShuttingDown,
+        };
+        match step {
+            Step::Answered(Ok(answer)) => {
+                // It finishes here if it can without waiting (the usual case: the body is
+                // written), else on a task of its own while hyper sends the body.
+                run.finish_or_detach();
+                break answer;
+            }
+            Step::Answered(Err(_)) => unanswered = true,
+            Step::Finished(Err(e)) => return Err(trap_status(&e, limit)),
+            // Finished without a trap: it set a response or it did not.
+            Step::Finished(Ok(())) => break rx.try_recv().map_err(|_| no_response())?,
+            Step::Late => {
+                run.stop();
+                return Err(late(limit));
+            }
+            Step::ShuttingDown => {
+                run.stop();
+                return Err(shutting_down());
+            }
         }
-        // The response slot was dropped unset: the guest is ending; its result says why.
-        Step::Answered(Err(_)) => {
-            let last = tokio::select! {
-                biased;
-                done = &mut run => Step::<()>::Finished(done),
-                () = &mut timed_out => Step::Late,
-                () = &mut gone => Step::ShuttingDown,
-            };
-            return Err(match last {
-                Step::Finished(Err(e)) => trap_status(&e, limit),
-                Step::Late => run.stop(late(limit)),
-                Step::ShuttingDown => run.stop(shutting_down()),
-                _ => no_response(),
-            });
-        }
-        Step::Finished(Err(e)) => return Err(trap_status(&e, limit)),
-        // Finished without a trap: it set a response or it did not.
-        Step::Finished(Ok(())) => rx.try_recv().map_err(|_| no_response())?,
-        Step::Late => return Err(run.stop(late(limit))),
-        Step::ShuttingDown => return Err(run.stop(shutting_down())),
     };
     match answer {
         Ok(resp) => Ok(resp),
@@ -282,13 +278,16 @@ async fn run_guest(
     }
 }
 
-/// How the first wait of a request ended.
-enum Step<A> {
-    Answered(A),
+/// What ended one wait of a request.
+enum Step {
+    Answered(Result<HostResponse, tokio::sync::oneshot::error::RecvError>),
     Finished(Result<(), wasmtime::Error>),
     Late,
     ShuttingDown,
 }
+
+/// What a guest sets its response slot to.
+type HostResponse = Result<Response<HyperOutgoingBody>, ErrorCode>;
 
 fn no_response() -> Failure {
     (
@@ -317,18 +316,18 @@ fn shutting_down() -> Failure {
     )
 }
 
+/// A guest's run.
+type GuestRun = std::pin::Pin<Box<dyn Future<Output = Result<(), wasmtime::Error>> + Send>>;
+
 /// A guest's run, polled from the request's own future. Dropped unfinished (hyper dropped the
 /// request: its client went away), it finishes on a task of its own; [`Running::stop`] is the
 /// only way to stop it (its time limit, or the host's shutdown).
-struct Running<F: Future<Output = Result<(), wasmtime::Error>> + Send + 'static>(
-    Option<std::pin::Pin<Box<F>>>,
-);
+struct Running(Option<GuestRun>);
 
-impl<F: Future<Output = Result<(), wasmtime::Error>> + Send + 'static> Running<F> {
-    /// Stops the guest (its instance is dropped) and returns `why`.
-    fn stop(&mut self, why: Failure) -> Failure {
+impl Running {
+    /// Stops the guest: its instance is dropped.
+    fn stop(&mut self) {
         self.0 = None;
-        why
     }
 
     /// Polls the guest once more; if it is not done, it goes on on a task of its own.
@@ -341,7 +340,7 @@ impl<F: Future<Output = Result<(), wasmtime::Error>> + Send + 'static> Running<F
     }
 }
 
-impl<F: Future<Output = Result<(), wasmtime::Error>> + Send + 'static> Future for Running<F> {
+impl Future for Running {
     type Output = Result<(), wasmtime::Error>;
 
     fn poll(
@@ -358,7 +357,7 @@ impl<F: Future<Output = Result<(), wasmtime::Error>> + Send + 'static> Future fo
     }
 }
 
-impl<F: Future<Output = Result<(), wasmtime::Error>> + Send + 'static> Drop for Running<F> {
+impl Drop for Running {
     fn drop(&mut self) {
         if let Some(run) = self.0.take() {
             if tokio::runtime::Handle::try_current().is_ok() {

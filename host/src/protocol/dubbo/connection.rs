@@ -92,6 +92,8 @@ pub type Outbound = Arc<Link>;
 /// flusher keeps ownership and one syscall carries many frames; on an idle connection a call
 /// costs one syscall on the caller's own task.
 pub struct Link {
+    /// The provider's address, for the log.
+    addr: String,
     wr: OwnedWriteHalf,
     state: std::sync::Mutex<LinkState>,
     /// Wakes the flusher when it is handed ownership.
@@ -166,6 +168,10 @@ impl Link {
         let mut failed = None;
         while sent < frame.len() {
             match self.wr.try_write(&frame[sent..]) {
+                Ok(0) => {
+                    failed = Some(std::io::ErrorKind::WriteZero.into());
+                    break;
+                }
                 Ok(n) => sent += n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -178,7 +184,7 @@ impl Link {
             return Err(Closed);
         };
         if let Some(e) = failed {
-            tracing::warn!(error = %e, "write failed; closing connection");
+            tracing::warn!(provider = %self.addr, error = %e, "write failed; closing connection");
             st.closed
                 .get_or_insert_with(|| format!("write failed: {e}"));
             drop(st);
@@ -279,7 +285,6 @@ impl StallLimit {
 
 /// A live TCP connection to one provider address.
 pub struct Connection {
-    addr: String,
     writer: Outbound,
     tasks: [JoinHandle<()>; 2],
 }
@@ -308,29 +313,17 @@ impl Connection {
             .map_err(|e| RpcError::Network(format!("cannot set TCP_NODELAY on {addr}: {e}")))?;
         let (rd, wr) = stream.into_split();
         let link = Arc::new(Link {
+            addr: addr.to_string(),
             wr,
             state: std::sync::Mutex::new(LinkState::default()),
             wake: Notify::new(),
             room: Notify::new(),
             backlog: BACKLOG_MIN.max(cfg.payload.saturating_mul(2)),
         });
-        let writer = tokio::spawn(flush_loop(
-            link.clone(),
-            addr.to_string(),
-            stall.clone(),
-            inbound.clone(),
-        ));
-        let reader = tokio::spawn(read_loop(
-            rd,
-            link.clone(),
-            addr.to_string(),
-            inbound,
-            cfg.clone(),
-            stall,
-        ));
+        let writer = tokio::spawn(flush_loop(link.clone(), stall.clone(), inbound.clone()));
+        let reader = tokio::spawn(read_loop(rd, link.clone(), inbound, cfg.clone(), stall));
         tracing::debug!(provider = addr, "connected");
         Ok(Connection {
-            addr: addr.to_string(),
             writer: link,
             tasks: [writer, reader],
         })
@@ -338,7 +331,7 @@ impl Connection {
 
     /// The provider address this connection goes to.
     pub fn addr(&self) -> &str {
-        &self.addr
+        &self.writer.addr
     }
 
     /// The writer's queue.
@@ -366,12 +359,8 @@ impl Drop for Connection {
 
 /// Writes what callers queued while the socket was busy, in batches, until the queue is
 /// empty (then callers write directly again), the link closes, or a write stalls.
-async fn flush_loop<I: Inbound>(
-    link: Arc<Link>,
-    addr: String,
-    stall: Arc<StallLimit>,
-    inbound: Arc<I>,
-) {
+async fn flush_loop<I: Inbound>(link: Arc<Link>, stall: Arc<StallLimit>, inbound: Arc<I>) {
+    let addr = &link.addr;
     let mut batch = BytesMut::with_capacity(16 * 1024);
     let mut waiters = Vec::new();
     let why = loop {
@@ -459,11 +448,11 @@ async fn write_all(wr: &OwnedWriteHalf, mut buf: &[u8]) -> std::io::Result<()> {
 async fn read_loop<I: Inbound>(
     mut rd: OwnedReadHalf,
     writer: Outbound,
-    addr: String,
     inbound: Arc<I>,
     cfg: ConnectionConfig,
     stall: Arc<StallLimit>,
 ) {
+    let addr = &writer.addr;
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut idle_rounds = 0u32;
     // When the frame at the front of `buf` started arriving, while it is incomplete.
@@ -495,7 +484,7 @@ async fn read_loop<I: Inbound>(
             let since = *started.get_or_insert(now);
             let deadline = since + stall.get();
             if deadline <= now {
-                break stalled(&addr, &buf, now - since);
+                break stalled(addr, &buf, now - since);
             }
             (cfg.heartbeat.min(deadline - now), true)
         };
@@ -505,7 +494,7 @@ async fn read_loop<I: Inbound>(
             Ok(Err(e)) => break format!("read failed: {e}"),
             Err(_) if stalling => {
                 let since = started.unwrap_or(now);
-                break stalled(&addr, &buf, tokio::time::Instant::now() - since);
+                break stalled(addr, &buf, tokio::time::Instant::now() - since);
             }
             Err(_) => {
                 idle_rounds += 1;

@@ -1,9 +1,9 @@
 //! Dubbo's request/response exchange over one [`Connection`] (Java's `HeaderExchangeClient`):
 //! request ids, calls waiting for their replies (out-of-order replies complete the right call),
 //! per-call timeouts with Dubbo's client/server timeout statuses (checked on a tick, as Java's
-//! `DefaultFuture` does on its timer wheel, so a call costs no timer of its own), heartbeats sent on read-idle
-//! and answered when the provider sends them, and the read-only events of a provider that is
-//! shutting down.
+//! `DefaultFuture` does on its timer wheel, so a call costs no timer of its own), heartbeats
+//! sent on read-idle and answered when the provider sends them, and the read-only events of a
+//! provider that is shutting down.
 //!
 //! What a consumer never expects from a provider closes the connection (logged once, with the
 //! provider's address) and fails the calls on it with `network`: a reply to an id never sent,
@@ -15,11 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Notify;
-use tokio::time::Instant;
-
 use bytes::BytesMut;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
+use tokio::time::Instant;
 
 use super::connection::{Connection, ConnectionConfig, Inbound, Outbound, Outgoing, StallLimit};
 use super::frame::{status, Frame, HEADER_LEN};
@@ -647,6 +645,7 @@ mod tests {
         }
         assert!(ex.is_closed());
     }
+
     /// A peer that reads everything and never answers.
     fn silent(_id: u64, _out: &mut BytesMut) {}
 

@@ -10,9 +10,9 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use std::time::{Duration, Instant};
 
 use super::connection::ConnectionConfig;
 use super::exchange::Exchange;
