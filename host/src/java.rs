@@ -100,7 +100,7 @@ impl TypeName {
             });
         }
         let mut rest = trimmed;
-        let t = TypeName::parse_source(&mut rest).map_err(|p| bad(&p))?;
+        let t = TypeName::parse_source(&mut rest, 0).map_err(|p| bad(&p))?;
         if !rest.trim().is_empty() {
             return Err(bad(&format!("unexpected `{}`", rest.trim())));
         }
@@ -128,15 +128,22 @@ impl TypeName {
         })
     }
 
-    /// Source syntax: `a.b.C`, `int`, `java.util.Map<K, V>`, `T[]`, `T...`, `? extends T`.
-    fn parse_source(rest: &mut &str) -> Result<TypeName, String> {
+    /// Source syntax: `a.b.C`, `int`, `java.util.Map<K, V>`, `T[]`, `T...`, `? extends T`,
+    /// nested at most [`MAX_TYPE_DEPTH`] deep (type names come from registries too: a name
+    /// nested without end must be an error, not a stack overflow).
+    fn parse_source(rest: &mut &str, depth: usize) -> Result<TypeName, String> {
+        if depth > MAX_TYPE_DEPTH {
+            return Err(format!(
+                "it nests type arguments more than {MAX_TYPE_DEPTH} deep"
+            ));
+        }
         *rest = rest.trim_start();
         if let Some(after) = rest.strip_prefix('?') {
             *rest = after.trim_start();
             for bound in ["extends", "super"] {
                 if let Some(after) = rest.strip_prefix(bound) {
                     *rest = after;
-                    let t = TypeName::parse_source(rest)?;
+                    let t = TypeName::parse_source(rest, depth + 1)?;
                     // `? super T` accepts anything above T: only Object is safe.
                     return Ok(if bound == "extends" { t } else { object_type() });
                 }
@@ -156,7 +163,7 @@ impl TypeName {
         if let Some(after) = rest.strip_prefix('<') {
             *rest = after;
             loop {
-                args.push(TypeName::parse_source(rest)?);
+                args.push(TypeName::parse_source(rest, depth + 1)?);
                 *rest = rest.trim_start();
                 if let Some(after) = rest.strip_prefix(',') {
                     *rest = after;
@@ -255,6 +262,9 @@ impl std::fmt::Display for TypeName {
 }
 
 /// `java.lang.Object`.
+/// How deep type arguments may nest in a type name (`List<Map<String, List<Long>>>` is 3).
+pub const MAX_TYPE_DEPTH: usize = 32;
+
 pub fn object_type() -> TypeName {
     TypeName {
         name: "java.lang.Object".to_string(),
@@ -327,6 +337,16 @@ pub fn split_type_list(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_nested_without_end_is_refused_not_a_stack_overflow() {
+        let deep = |n: usize| format!("{}String{}", "java.util.List<".repeat(n), ">".repeat(n));
+        assert!(TypeName::parse(&deep(MAX_TYPE_DEPTH)).is_ok());
+        let err = TypeName::parse(&deep(100_000)).expect_err("too deep");
+        assert!(err.to_string().contains("more than 32 deep"), "{err}");
+        let wild = format!("{}String", "? extends ".repeat(100_000));
+        assert!(TypeName::parse(&wild).is_err());
+    }
 
     #[test]
     fn primitive_and_class_names_become_jvm_descriptors() {
