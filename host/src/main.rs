@@ -383,10 +383,17 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
                     eprintln!("{}", rpc_error_line(&e));
                     Ok(ExitCode::from(1))
                 }
-                // A closed pipe (`| head`) is not an error worth a panic.
-                _ => {
-                    let _ = writeln!(out).and_then(|()| out.flush());
-                    Ok(ExitCode::SUCCESS)
+                Err(generic::JsonError::Io(e)) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(anyhow::Error::new(e).context("cannot write the result to stdout"))
+                }
+                // A closed pipe (`| head`) is what the reader wanted, not an error.
+                Ok(()) | Err(generic::JsonError::Io(_)) => {
+                    match writeln!(out).and_then(|()| out.flush()) {
+                        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                            Err(anyhow::Error::new(e).context("cannot write the result to stdout"))
+                        }
+                        _ => Ok(ExitCode::SUCCESS),
+                    }
                 }
             }
         }
