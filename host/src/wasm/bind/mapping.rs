@@ -525,7 +525,11 @@ impl Mapping {
                 _ => return Err(fits("list<tuple<K, V>>").into()),
             },
             Mapping::Record(r) => {
-                charge(r.wit_fields.iter().map(|f| f.len() + VAL + 24).sum())?;
+                if copying {
+                    // Each field of a record value is its name (a `String`) and its `Val`.
+                    let field = VAL + std::mem::size_of::<String>();
+                    refs.charge(r.wit_fields.iter().map(|f| f.len() + field).sum())?;
+                }
                 let mut fields = Vec::with_capacity(r.types.len());
                 for ((wit, java), t) in r.wit_fields.iter().zip(&r.class.fields).zip(&r.types) {
                     let found = match v {

@@ -91,36 +91,40 @@ pub fn interface_matches(import: &str, wit: &str) -> bool {
 
 /// A parameter whose configured Java type (`parameter-types`) is not what its WIT type sends
 /// by default, and how it is sent instead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum SentAs {
     /// `s64` as a `java.util.Date` (epoch milliseconds).
     Date,
-    /// `string` as a `java.math.BigDecimal`/`BigInteger` (an object holding the text).
-    Decimal,
+    /// `string` as a `java.math.BigDecimal`/`BigInteger`: an object of this class (built once,
+    /// at load) holding the text in its `value` field.
+    Decimal(Arc<crate::hessian2::ClassDef>),
 }
 
 impl SentAs {
-    /// How a parameter of WIT mapping `m` declared as Java `java_type` is sent, if not as `m`.
-    fn of(m: &Mapping, java_type: &str) -> Option<(SentAs, String)> {
+    /// How a parameter of WIT mapping `m` declared as Java `java_type` is sent, if not as `m`
+    /// (an `option` as its inner type: `none` is sent as null either way).
+    fn of(m: &Mapping, java_type: &str) -> Option<SentAs> {
         let erased = java_type.split('<').next().unwrap_or(java_type).trim();
         match (m, erased) {
-            (Mapping::Long | Mapping::Nullable(_), "java.util.Date") => {
-                Some((SentAs::Date, erased.to_string()))
-            }
-            (Mapping::String | Mapping::Nullable(_), class) if mapping::is_decimal_class(class) => {
-                Some((SentAs::Decimal, class.to_string()))
+            (Mapping::Nullable(inner), _) => Self::of(inner, java_type),
+            (Mapping::Long, "java.util.Date") => Some(SentAs::Date),
+            (Mapping::String, class) if mapping::is_decimal_class(class) => {
+                Some(SentAs::Decimal(Arc::new(crate::hessian2::ClassDef {
+                    name: class.to_string(),
+                    fields: vec!["value".to_string()],
+                })))
             }
             _ => None,
         }
     }
 
-    fn convert(self, class: &str, v: Value) -> Value {
+    fn convert(&self, v: Value) -> Value {
         match (self, v) {
             (SentAs::Date, Value::Long(ms)) => Value::Date(ms),
-            (SentAs::Decimal, Value::String(s)) => Value::Object(crate::hessian2::Object::new(
-                class,
-                vec![("value".to_string(), Value::String(s))],
-            )),
+            (SentAs::Decimal(class), Value::String(s)) => Value::Object(crate::hessian2::Object {
+                class: class.clone(),
+                values: vec![Value::String(s)],
+            }),
             (_, other) => other,
         }
     }
@@ -133,7 +137,7 @@ struct FunctionPlan {
     descriptor: Arc<str>,
     params: Vec<Mapping>,
     /// Per parameter: sent as another Java type than its mapping's (from `parameter-types`).
-    sent_as: Vec<Option<(SentAs, String)>>,
+    sent_as: Vec<Option<SentAs>>,
     /// The result; `None` for a void method (`result<_, rpc-error>`).
     returns: Returns,
 }
@@ -218,7 +222,7 @@ impl FunctionPlan {
             .map(|((t, v), sent_as)| {
                 let value = t.to_hessian(v)?;
                 Ok(match sent_as {
-                    Some((how, class)) => how.convert(class, value),
+                    Some(how) => how.convert(value),
                     None => value,
                 })
             })

@@ -201,10 +201,10 @@ fn dates_and_decimals_reach_the_guest_as_s64_and_string() {
 
 #[test]
 fn parameters_declared_date_or_decimal_are_sent_as_java_writes_them() {
-    let (how, class) = SentAs::of(&Mapping::Long, "java.util.Date").expect("a date");
-    assert_eq!(how.convert(&class, Value::Long(7)), Value::Date(7));
-    let (how, class) = SentAs::of(&Mapping::String, "java.math.BigDecimal").expect("a decimal");
-    let sent = how.convert(&class, Value::String("1.50".into()));
+    let how = SentAs::of(&Mapping::Long, "java.util.Date").expect("a date");
+    assert_eq!(how.convert(Value::Long(7)), Value::Date(7));
+    let how = SentAs::of(&Mapping::String, "java.math.BigDecimal").expect("a decimal");
+    let sent = how.convert(Value::String("1.50".into()));
     let Value::Object(o) = &sent else {
         panic!("not an object: {sent:?}")
     };
@@ -218,6 +218,21 @@ fn parameters_declared_date_or_decimal_are_sent_as_java_writes_them() {
     assert_eq!(j.class.fields, o.class.fields);
     assert_eq!(SentAs::of(&Mapping::Long, "long"), None);
     assert_eq!(SentAs::of(&Mapping::String, "java.lang.String"), None);
+    // An option is sent as its inner type; one whose inner type is not the declared one's
+    // is sent as it is.
+    let optional = |m| Mapping::Nullable(Box::new(m));
+    assert_eq!(
+        SentAs::of(&optional(Mapping::Long), "java.util.Date"),
+        Some(SentAs::Date)
+    );
+    assert_eq!(
+        SentAs::of(&optional(Mapping::String), "java.util.Date"),
+        None
+    );
+    assert_eq!(
+        SentAs::of(&optional(Mapping::Long), "java.math.BigDecimal"),
+        None
+    );
 }
 
 use crate::testing::Refused;
