@@ -7,7 +7,7 @@
 //! refuses containers nested deeper than [`Decoder::MAX_DEPTH`], and keeps the memory the
 //! decoded values take within a budget relative to the input ([`Decoder::BUDGET_FACTOR`]
 //! times its bytes, at least [`Decoder::BUDGET_FLOOR`]): a hostile stream cannot make a few
-//! bytes decode into a lot of memory (a 2-byte back-reference is a 64-byte [`Value`], a
+//! bytes decode into a lot of memory (a 2-byte back-reference is a 56-byte [`Value`], a
 //! 1-byte type index a copy of a type name of any length).
 //!
 //! Strings: Java writes a character outside the BMP as two 3-byte surrogate halves (CESU-8

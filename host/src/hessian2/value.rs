@@ -273,7 +273,7 @@ pub fn ref_table(roots: &[Value]) -> Vec<&Value> {
 }
 
 /// About how many bytes of memory the decoded `roots` take, counted as [`super::Decoder`]
-/// charges its budget: a 64-byte slot per list item, object field and map key or value, the
+/// charges its budget: a 56-byte slot per list item, object field and map key or value, the
 /// bytes of strings, byte arrays and type names, plus a slot per root. References are not
 /// followed (a `Value::Ref` is one slot): this is the size of the reply, not of what it
 /// would expand to, so budgets for expanding references are set relative to it.
