@@ -55,9 +55,12 @@ pub fn hessian_to_json(v: &Value, roots: &[Value]) -> Result<Json, JsonError> {
 /// `BufWriter`). The result is walked once without output first, so nothing is written when
 /// it is over budget.
 pub fn write_hessian_json<W: Write>(v: &Value, roots: &[Value], out: W) -> Result<(), JsonError> {
-    Walker::new(roots).value(v, &mut Count)?;
+    let mut walker = Walker::new(roots);
+    walker.value(v, &mut Count)?;
+    // The same tables for the second pass, with the whole budget again.
+    walker.left = walker.limit;
     let mut text = Text::new(out);
-    Walker::new(roots).value(v, &mut text)?;
+    walker.value(v, &mut text)?;
     text.out.flush()?;
     Ok(())
 }
