@@ -87,14 +87,9 @@ pub async fn connect_registries(
             file: config.path.clone(),
             error,
         })?;
-        let mut opts =
-            RegistryOptions::from_address(address, &config.application.name, config.data_dir());
-        if let Some(ms) = r.session_timeout {
-            opts.session_timeout = Duration::from_millis(ms);
-        }
-        if let Some(ms) = r.connect_timeout {
-            opts.connect_timeout = Duration::from_millis(ms);
-        }
+        let opts =
+            RegistryOptions::from_address(address, &config.application.name, config.data_dir())
+                .with_timeouts(r.session_timeout, r.connect_timeout);
         let session = registry::connect(opts)
             .await
             .map_err(|e| HostError::Registry {

@@ -91,11 +91,9 @@ async fn check_registry(
         .params
         .insert("file-cache".to_string(), "false".to_string());
     probe.params.remove("check");
-    let mut opts = RegistryOptions::from_address(probe, &application, data_dir);
+    let mut opts = RegistryOptions::from_address(probe, &application, data_dir)
+        .with_timeouts(r.session_timeout, None);
     opts.connect_timeout = PROBE_TIMEOUT;
-    if let Some(ms) = r.session_timeout {
-        opts.session_timeout = Duration::from_millis(ms);
-    }
     let started = Instant::now();
     let outcome = tokio::time::timeout(PROBE_TIMEOUT * 2, registry::connect(opts)).await;
     let reason = match outcome {

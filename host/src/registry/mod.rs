@@ -198,6 +198,18 @@ impl RegistryOptions {
         }
     }
 
+    /// These options with a `[[registry]]` table's `session-timeout` and `connect-timeout`
+    /// (ms), where set, over the address's parameters.
+    pub fn with_timeouts(mut self, session_ms: Option<u64>, connect_ms: Option<u64>) -> Self {
+        if let Some(ms) = session_ms {
+            self.session_timeout = Duration::from_millis(ms);
+        }
+        if let Some(ms) = connect_ms {
+            self.connect_timeout = Duration::from_millis(ms);
+        }
+        self
+    }
+
     /// The cache file: `file=` if given, else
     /// `{data_dir}/dubbo-registry-{application}-{host}-{port}.cache`; `None` with `file-cache=false`.
     pub fn cache_file(&self) -> Option<PathBuf> {
@@ -257,6 +269,17 @@ mod tests {
             opts("zookeeper://127.0.0.1:2181?file-cache=false").cache_file(),
             None
         );
+    }
+
+    #[test]
+    fn a_registry_tables_timeouts_win_over_the_addresss_where_set() {
+        let o = opts("zookeeper://127.0.0.1:2181?session=9000&timeout=700")
+            .with_timeouts(Some(1234), None);
+        assert_eq!(o.session_timeout, Duration::from_millis(1234));
+        assert_eq!(o.connect_timeout, Duration::from_millis(700));
+        let o = opts("zookeeper://127.0.0.1:2181").with_timeouts(None, Some(250));
+        assert_eq!(o.session_timeout, Duration::from_millis(60_000));
+        assert_eq!(o.connect_timeout, Duration::from_millis(250));
     }
 
     #[test]

@@ -208,9 +208,11 @@ fn default_package(args: &GenerateArgs, services: &[Service]) -> Result<PackageN
 }
 
 /// Opens a session to `address` for this command only: no cache file, fails fast when
-/// ZooKeeper is not there.
+/// ZooKeeper is not there; `timeouts` are a `[[registry]]` table's session and connect
+/// timeouts (ms), where it has them.
 async fn open_registry(
     address: &str,
+    timeouts: (Option<u64>, Option<u64>),
 ) -> Result<std::sync::Arc<dyn crate::registry::Registry>, Failure> {
     let mut url = Url::parse(address).map_err(|e| {
         Failure::Usage(format!(
@@ -220,14 +222,15 @@ async fn open_registry(
     url.params
         .insert("file-cache".to_string(), "false".to_string());
     url.params.insert("check".to_string(), "true".to_string());
-    let opts = RegistryOptions::from_address(url, "dubbo-wasm-host-wit", std::env::temp_dir());
+    let opts = RegistryOptions::from_address(url, "dubbo-wasm-host-wit", std::env::temp_dir())
+        .with_timeouts(timeouts.0, timeouts.1);
     registry::connect(opts)
         .await
         .map_err(|e| Failure::Failed(e.to_string()))
 }
 
 async fn from_registry(address: &str, args: &GenerateArgs) -> Result<Vec<Service>, Failure> {
-    let registry = open_registry(address).await?;
+    let registry = open_registry(address, (None, None)).await?;
     let mut services = Vec::new();
     for interface in &args.interfaces {
         let key = DefinitionKey {
@@ -273,7 +276,11 @@ async fn from_config(
             "reference `{id}` has no registry (a direct url), so there is no metadata report to read; use --file"
         )));
     };
-    let session = open_registry(&registry.address).await?;
+    let session = open_registry(
+        &registry.address,
+        (registry.session_timeout, registry.connect_timeout),
+    )
+    .await?;
     let key = DefinitionKey {
         interface: reference.interface.clone(),
         version: reference.version.clone(),
