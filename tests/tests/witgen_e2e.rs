@@ -14,7 +14,7 @@ use std::time::Duration;
 use dubbo_wasm_host_tests::admin::{get_with, json};
 use dubbo_wasm_host_tests::config::{demo_reference, dubbo_url, http_guest, http_listener};
 use dubbo_wasm_host_tests::process::{
-    hello_guest, repo_root, scratch_dir, workspace_binary, Running,
+    hello_guest, repo_root, scratch_dir, start_provider_with, workspace_binary, Running,
 };
 use dubbo_wasm_host_tests::zookeeper::ZooKeeper;
 
@@ -26,22 +26,16 @@ const STARTUP: Duration = Duration::from_secs(30);
 /// `shape`; returns it and its `host:port`.
 fn provider(zk: &ZooKeeper, app: &str, shape: &str) -> (Running, String) {
     let registry = zk.address();
-    let mut p = Running::start(
-        &workspace_binary("test-provider"),
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--registry",
-            &registry,
-            "--application",
-            app,
-            "--version",
-            "1.0.0",
-            "--publish-definition",
-            shape,
-        ],
-    );
-    let addr = p.wait_for_line("listening on ", STARTUP);
+    let (mut p, addr) = start_provider_with(&[
+        "--registry",
+        &registry,
+        "--application",
+        app,
+        "--version",
+        "1.0.0",
+        "--publish-definition",
+        shape,
+    ]);
     let path = p.wait_for_line("published definition ", STARTUP);
     assert_eq!(
         path,

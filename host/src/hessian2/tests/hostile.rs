@@ -5,6 +5,7 @@ use bytes::BytesMut;
 
 use super::super::{decoded_size, DecodeError, Decoder, Encoder, List, Object, Value};
 use super::{decode_all, manifest};
+use crate::testing::Refused;
 
 /// The bytes of a fixed-length untyped list header (`0x58` and the length as an int).
 fn list_header(len: u32) -> Vec<u8> {
@@ -32,7 +33,7 @@ fn decode_reply(body: &[u8]) -> Result<Value, DecodeError> {
 #[test]
 fn a_reference_to_no_container_is_refused_with_its_offset() {
     // `Q 0` right after the flag: no list, map or object was started.
-    let err = refused(decode_reply(&reply_body(&[0x51, 0x90])));
+    let err = decode_reply(&reply_body(&[0x51, 0x90])).refused();
     assert!(
         matches!(
             err,
@@ -49,7 +50,7 @@ fn a_reference_to_no_container_is_refused_with_its_offset() {
         "reference 0 at byte 1 points past the 0 containers read so far"
     );
     // Two nested lists are refs 0 and 1; ref 2 inside them points past them.
-    let err = refused(decode_one(&[0x79, 0x79, 0x51, 0x92]));
+    let err = decode_one(&[0x79, 0x79, 0x51, 0x92]).refused();
     assert!(
         matches!(
             err,
@@ -62,7 +63,7 @@ fn a_reference_to_no_container_is_refused_with_its_offset() {
         "{err:?}"
     );
     // A negative index, in the 4-byte int form.
-    let err = refused(decode_one(&[0x79, 0x51, b'I', 0xff, 0xff, 0xff, 0xff]));
+    let err = decode_one(&[0x79, 0x51, b'I', 0xff, 0xff, 0xff, 0xff]).refused();
     assert!(
         matches!(
             err,
@@ -80,7 +81,7 @@ fn a_reference_to_no_container_is_refused_with_its_offset() {
         body.extend_from_slice(&[0x51, 0x91]);
     }
     body.push(b'Z');
-    let err = refused(decode_one(&body));
+    let err = decode_one(&body).refused();
     assert!(
         matches!(
             err,
@@ -117,7 +118,7 @@ fn references_to_started_containers_still_decode() {
 #[test]
 fn an_object_of_an_undefined_class_definition_is_refused_with_its_offset() {
     // The compact form 0x60 + index, with nothing defined.
-    let err = refused(decode_reply(&reply_body(&[0x60])));
+    let err = decode_reply(&reply_body(&[0x60])).refused();
     assert!(
         matches!(
             err,
@@ -134,7 +135,7 @@ fn an_object_of_an_undefined_class_definition_is_refused_with_its_offset() {
         "object at byte 1 uses class definition 0, but only 0 are defined"
     );
     // One definition (`C "T" 0 fields`), then an instance of definition 1.
-    let err = refused(decode_one(&[b'C', 0x01, b'T', 0x90, 0x61]));
+    let err = decode_one(&[b'C', 0x01, b'T', 0x90, 0x61]).refused();
     assert!(
         matches!(
             err,
@@ -147,7 +148,7 @@ fn an_object_of_an_undefined_class_definition_is_refused_with_its_offset() {
         "{err:?}"
     );
     // The long form `O` + int, with a large and a negative index.
-    let err = refused(decode_one(&[b'C', 0x01, b'T', 0x90, b'O', 0xc8, 0x20]));
+    let err = decode_one(&[b'C', 0x01, b'T', 0x90, b'O', 0xc8, 0x20]).refused();
     assert!(
         matches!(
             err,
@@ -159,7 +160,7 @@ fn an_object_of_an_undefined_class_definition_is_refused_with_its_offset() {
         ),
         "{err:?}"
     );
-    let err = refused(decode_one(&[b'O', 0x8f]));
+    let err = decode_one(&[b'O', 0x8f]).refused();
     assert!(
         matches!(
             err,
@@ -176,7 +177,7 @@ fn an_object_of_an_undefined_class_definition_is_refused_with_its_offset() {
 #[test]
 fn a_typed_list_or_map_of_an_undefined_type_is_refused_with_its_offset() {
     // 0x71: typed fixed list of one item; its type is index 0, but no type name was read.
-    let err = refused(decode_reply(&reply_body(&[0x71, 0x90, b'N'])));
+    let err = decode_reply(&reply_body(&[0x71, 0x90, b'N'])).refused();
     assert!(
         matches!(
             err,
@@ -195,7 +196,7 @@ fn a_typed_list_or_map_of_an_undefined_type_is_refused_with_its_offset() {
     // `V` (typed, length given): type "[int" is index 0, then a list of type index 1.
     let mut bytes = vec![b'V', 0x04, b'[', b'i', b'n', b't', 0x90];
     bytes.extend_from_slice(&[b'V', 0x91, 0x90]);
-    let err = refused(decode_one(&[&[0x7a][..], &bytes].concat()));
+    let err = decode_one(&[&[0x7a][..], &bytes].concat()).refused();
     assert!(
         matches!(
             err,
@@ -208,7 +209,7 @@ fn a_typed_list_or_map_of_an_undefined_type_is_refused_with_its_offset() {
         "{err:?}"
     );
     // A variable-length typed list (0x55) and a typed map (`M`).
-    let err = refused(decode_one(&[0x55, 0x93, b'Z']));
+    let err = decode_one(&[0x55, 0x93, b'Z']).refused();
     assert!(
         matches!(
             err,
@@ -220,7 +221,7 @@ fn a_typed_list_or_map_of_an_undefined_type_is_refused_with_its_offset() {
         ),
         "{err:?}"
     );
-    let err = refused(decode_one(&[b'M', 0x90, b'Z']));
+    let err = decode_one(&[b'M', 0x90, b'Z']).refused();
     assert!(
         matches!(
             err,
@@ -239,13 +240,6 @@ fn decode_one(bytes: &[u8]) -> Result<Value, DecodeError> {
 }
 
 /// The error of a decode that must fail (without printing a huge value when it does not).
-fn refused(result: Result<Value, DecodeError>) -> DecodeError {
-    match result {
-        Ok(v) => panic!("decoded a {}", v.type_name_for_display()),
-        Err(e) => e,
-    }
-}
-
 const SLOT: usize = std::mem::size_of::<Value>();
 
 #[test]
@@ -276,7 +270,7 @@ fn a_million_back_references_are_refused_by_the_memory_budget() {
     let body = million_self_refs(true);
     assert!(body.len() > 2_000_000);
     let limit = Decoder::BUDGET_FACTOR * body.len();
-    let err = refused(decode_reply(&body));
+    let err = decode_reply(&body).refused();
     // Refused at the list's header, before its 56 MB of slots are allocated.
     assert!(
         matches!(err, DecodeError::OverBudget { offset: 1, limit: l, input } if l == limit && input == body.len()),
@@ -293,7 +287,7 @@ fn a_million_back_references_are_refused_by_the_memory_budget() {
     let body = million_self_refs(false);
     let mut d = Decoder::new(&body);
     d.read_int().unwrap();
-    match refused(d.read_value()) {
+    match d.read_value().refused() {
         DecodeError::OverBudget { offset, limit, .. } => {
             assert!(offset > 2 && offset < body.len(), "{offset}");
             assert_eq!(limit, Decoder::BUDGET_FACTOR * body.len());
@@ -318,7 +312,7 @@ fn a_type_name_copied_by_one_byte_indexes_is_counted() {
     }
     bytes.push(b'Z');
     let mut d = Decoder::new(&bytes);
-    let err = refused(d.read_value());
+    let err = d.read_value().refused();
     assert!(matches!(err, DecodeError::OverBudget { .. }), "{err:?}");
     assert!(d.decoded_bytes() <= Decoder::BUDGET_FLOOR);
     // The same list with ten such items is fine.
@@ -338,7 +332,9 @@ fn a_small_budget_refuses_what_the_default_accepts() {
     let mut bytes = list_header(1000);
     bytes.extend(std::iter::repeat_n(0x91, 1000));
     assert!(decode_one(&bytes).is_ok());
-    let err = refused(Decoder::with_budget(&bytes, 1000 * SLOT - 1).read_value());
+    let err = Decoder::with_budget(&bytes, 1000 * SLOT - 1)
+        .read_value()
+        .refused();
     assert!(
         matches!(err, DecodeError::OverBudget { offset: 0, .. }),
         "{err:?}"
