@@ -49,7 +49,7 @@ pub struct GenerateArgs {
     #[arg(long, conflicts_with = "config")]
     group: Option<String>,
     /// Provider application whose definition to read [default: the first that published one].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "files")]
     application: Option<String>,
     /// Read a service definition from this JSON file instead (repeatable).
     #[arg(long = "file", value_name = "DEFINITION_JSON", conflicts_with_all = ["registry", "config"])]

@@ -675,7 +675,11 @@ pub(super) fn reference_toml(
                 let _ = writeln!(out, "registry = [{}]", ids.join(", "));
             }
             Providers::Url(url) => {
-                let _ = writeln!(out, "url = {}", quoted(url));
+                let _ = writeln!(
+                    out,
+                    "url = {}  # a placeholder: your provider's dubbo://HOST:PORT",
+                    quoted(url)
+                );
             }
         }
         let mut wit = format!(

@@ -164,7 +164,8 @@ pub enum Providers {
     NewRegistry { id: String, address: String },
     /// Registries of an existing config, by id.
     Registries(Vec<String>),
-    /// A direct provider URL.
+    /// A placeholder direct provider URL (the definition came from a file: no provider is
+    /// known), marked as one in the output.
     Url(String),
 }
 
