@@ -4,7 +4,7 @@ use serde_json::Value as Json;
 
 use super::GenericError;
 use crate::hessian2::{List, Map, Object, Value};
-use crate::java::{valid_class_name, TypeName};
+use crate::java::{collection_type, map_type, valid_class_name, TypeName};
 
 /// Converts a JSON argument to the Hessian2 value hessian-lite writes for `java_type`.
 pub fn json_to_hessian(java_type: &str, v: &Json) -> Result<Value, GenericError> {
@@ -223,45 +223,6 @@ fn big_decimal(text: String) -> Value {
         "java.math.BigDecimal",
         vec![("value".to_string(), Value::String(text))],
     ))
-}
-
-/// The list type hessian-lite writes for a collection type: `Some(None)` for an untyped list
-/// (an `ArrayList`, and what the provider builds for `List`/`Collection`), `None` if `name` is
-/// not a collection.
-fn collection_type(name: &str) -> Option<Option<&str>> {
-    match name {
-        "java.util.List"
-        | "java.util.ArrayList"
-        | "java.util.Collection"
-        | "java.lang.Iterable" => Some(None),
-        "java.util.Set" | "java.util.HashSet" => Some(Some("java.util.HashSet")),
-        "java.util.SortedSet" | "java.util.NavigableSet" | "java.util.TreeSet" => {
-            Some(Some("java.util.TreeSet"))
-        }
-        "java.util.Queue" | "java.util.Deque" => Some(Some("java.util.LinkedList")),
-        _ => {
-            let simple = name.rsplit('.').next().unwrap_or(name);
-            let java_util = name.starts_with("java.util.") && !simple.contains("Map");
-            let collection_like = ["List", "Set", "Queue", "Deque", "Vector", "Stack"]
-                .iter()
-                .any(|s| simple.ends_with(s));
-            (java_util && collection_like).then_some(Some(name))
-        }
-    }
-}
-
-/// The map type hessian-lite writes for a map type: `Some(None)` for an untyped map (a
-/// `HashMap`), `None` if `name` is not a map.
-fn map_type(name: &str) -> Option<Option<&str>> {
-    match name {
-        "java.util.Map" | "java.util.HashMap" => Some(None),
-        "java.util.SortedMap" | "java.util.NavigableMap" => Some(Some("java.util.TreeMap")),
-        "java.util.concurrent.ConcurrentMap" => {
-            Some(Some("java.util.concurrent.ConcurrentHashMap"))
-        }
-        "java.util.Hashtable" | "java.util.Properties" => Some(Some(name)),
-        _ => (name.starts_with("java.util.") && name.ends_with("Map")).then_some(Some(name)),
-    }
 }
 
 /// A map key from its JSON object key text, for a declared key type.

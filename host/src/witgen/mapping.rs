@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 
 use super::definition::TypeDefinition;
-use crate::java::TypeName;
+use crate::java::{self, TypeName};
 
 /// A WIT type the generator writes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -114,36 +114,6 @@ impl Unmappable {
     }
 }
 
-const LISTS: &[&str] = &[
-    "java.util.List",
-    "java.util.ArrayList",
-    "java.util.LinkedList",
-    "java.util.Collection",
-    "java.util.Set",
-    "java.util.HashSet",
-    "java.util.LinkedHashSet",
-    "java.util.TreeSet",
-    "java.util.SortedSet",
-    "java.util.NavigableSet",
-    "java.util.Queue",
-    "java.util.Deque",
-    "java.util.ArrayDeque",
-    "java.lang.Iterable",
-    "java.util.concurrent.CopyOnWriteArrayList",
-];
-
-const MAPS: &[&str] = &[
-    "java.util.Map",
-    "java.util.HashMap",
-    "java.util.LinkedHashMap",
-    "java.util.TreeMap",
-    "java.util.SortedMap",
-    "java.util.NavigableMap",
-    "java.util.Hashtable",
-    "java.util.concurrent.ConcurrentHashMap",
-    "java.util.concurrent.ConcurrentMap",
-];
-
 /// Maps the Java types of one package's definitions, collecting the records and enums met.
 pub struct Mapper<'a> {
     /// Every type the definitions describe, by published name.
@@ -215,7 +185,7 @@ impl<'a> Mapper<'a> {
             }
             _ => {}
         }
-        if LISTS.contains(&t.name.as_str()) {
+        if java::collection_type(&t.name).is_some() {
             let Some(elem) = t.arg(0) else {
                 return Err(Unmappable::new(
                     shown,
@@ -224,7 +194,7 @@ impl<'a> Mapper<'a> {
             };
             return Ok(WitType::List(Box::new(self.map(elem)?)));
         }
-        if MAPS.contains(&t.name.as_str()) {
+        if java::map_type(&t.name).is_some() {
             let (Some(k), Some(v)) = (t.arg(0), t.arg(1)) else {
                 return Err(Unmappable::new(
                     shown,

@@ -446,3 +446,30 @@ fn fields_and_constants_the_binder_cannot_spell_back_are_refused_naming_them() {
         "{message}"
     );
 }
+
+#[test]
+fn every_java_collection_and_map_the_generic_path_sends_maps_to_list_and_map() {
+    let types = std::collections::BTreeMap::new();
+    let mut mapper = super::mapping::Mapper::new(&types);
+    let map = |m: &mut super::mapping::Mapper<'_>, t: &str| {
+        m.map(&crate::java::TypeName::parse(t).expect("type"))
+            .expect("mappable")
+    };
+    for list in [
+        "java.util.List<java.lang.String>",
+        "java.util.Vector<java.lang.String>",
+        "java.util.concurrent.CopyOnWriteArrayList<java.lang.String>",
+        "java.util.ArrayDeque<java.lang.String>",
+    ] {
+        let wit = map(&mut mapper, list);
+        assert_eq!(wit.binder_descriptor(), "Ljava/util/List;", "{list}");
+    }
+    for m in [
+        "java.util.Map<java.lang.String,java.lang.Long>",
+        "java.util.Properties<java.lang.String,java.lang.String>",
+        "java.util.concurrent.ConcurrentHashMap<java.lang.String,java.lang.Long>",
+    ] {
+        let wit = map(&mut mapper, m);
+        assert_eq!(wit.binder_descriptor(), "Ljava/util/Map;", "{m}");
+    }
+}
