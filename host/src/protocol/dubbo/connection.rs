@@ -1,7 +1,8 @@
 //! One TCP connection to a provider, as a transport: it reads and writes Dubbo frames and
 //! nothing else. A caller writes its frame itself when the connection is idle (one syscall on
-//! the caller's task, no hop through another task); when the socket is busy or full, frames
-//! queue in one buffer that a flusher task writes in batches. A reader task splits the
+//! the caller's task, no hop through another task); when the socket is busy or full, or other
+//! calls are in flight (more frames are coming), frames queue in one buffer that a flusher task
+//! writes in batches, one per scheduler round. A reader task splits the
 //! byte stream into frames (the header checked before the body arrives) and hands each to the
 //! connection's [`Inbound`] side, which also hears when the connection has been read-idle for
 //! the heartbeat period and when it ends. Request ids, replies and events are the exchange's
@@ -65,14 +66,27 @@ const BACKLOG_MIN: usize = 4 * 1024 * 1024;
 pub struct Outgoing {
     pub frame: BytesMut,
     pub written: Option<oneshot::Sender<()>>,
+    /// Other calls are in flight on this connection, so more frames are likely to follow in
+    /// the same scheduler round: the frame may wait for the end of that round and go out with
+    /// them in one write, instead of in a syscall of its own.
+    pub gather: bool,
 }
 
 impl Outgoing {
-    /// A frame nobody waits for.
+    /// A frame nobody waits for, written at once if nobody else is writing.
     pub fn frame(frame: BytesMut) -> Outgoing {
         Outgoing {
             frame,
             written: None,
+            gather: false,
+        }
+    }
+
+    /// A frame that may be gathered with others written in the same scheduler round.
+    pub fn gathered(frame: BytesMut) -> Outgoing {
+        Outgoing {
+            gather: true,
+            ..Outgoing::frame(frame)
         }
     }
 }
@@ -88,8 +102,11 @@ pub type Outbound = Arc<Link>;
 /// queue. A caller that finds nobody writing takes ownership and writes its frame itself, with
 /// the lock released (one non-blocking `try_write`, no hop through another task); frames that
 /// other callers queued meanwhile, or what the socket did not take, are handed to the flusher
-/// task, which owns the socket until the queue is empty, writing it in batches. Under load the
-/// flusher keeps ownership and one syscall carries many frames; on an idle connection a call
+/// task, which owns the socket until the queue is empty, writing it in batches. A caller whose
+/// frame may be gathered ([`Outgoing::gather`]: other calls are in flight) queues it and hands
+/// ownership to the flusher, which first lets the scheduler run the tasks that are ready (their
+/// frames join the queue) and then writes them all in one syscall. So under load one syscall
+/// carries many frames, and the provider reads them in one go; on an idle connection a call
 /// costs one syscall on the caller's own task.
 pub struct Link {
     /// The provider's address, for the log.
@@ -101,6 +118,8 @@ pub struct Link {
     /// Wakes callers waiting for room in the queue.
     room: Notify,
     backlog: usize,
+    /// Writes that put bytes on the socket (syscalls), for tests and diagnostics.
+    writes: AtomicU64,
 }
 
 /// Who may write to the socket now.
@@ -127,7 +146,11 @@ impl Link {
     /// Writes `out` now if nobody is writing, else queues it behind what is being written;
     /// waits only when the queue is over its backlog.
     pub async fn send(&self, out: Outgoing) -> Result<(), Closed> {
-        let Outgoing { frame, mut written } = out;
+        let Outgoing {
+            frame,
+            mut written,
+            gather,
+        } = out;
         loop {
             // Created before the queue is looked at, so a `notify_waiters` after that wakes it
             // (a `Notified` sees those from its creation); it costs no lock until awaited.
@@ -139,9 +162,16 @@ impl Link {
                 if st.closed.is_some() {
                     return Err(Closed);
                 }
-                if st.owner == Owner::Nobody {
+                if st.owner == Owner::Nobody && !gather {
                     st.owner = Owner::Caller;
                     true
+                } else if st.owner == Owner::Nobody {
+                    st.queue.extend_from_slice(&frame);
+                    st.waiters.extend(written.take());
+                    st.owner = Owner::Flusher;
+                    drop(st);
+                    self.wake.notify_one();
+                    return Ok(());
                 } else if st.queue.len() < self.backlog {
                     st.queue.extend_from_slice(&frame);
                     st.waiters.extend(written.take());
@@ -172,7 +202,10 @@ impl Link {
                     failed = Some(std::io::ErrorKind::WriteZero.into());
                     break;
                 }
-                Ok(n) => sent += n,
+                Ok(n) => {
+                    self.writes.fetch_add(1, Ordering::Relaxed);
+                    sent += n;
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     failed = Some(e);
@@ -215,6 +248,28 @@ impl Link {
             let _ = w.send(());
         }
         Ok(())
+    }
+
+    /// Writes all of `buf`, waiting for the socket to take it.
+    async fn write_all(&self, mut buf: &[u8]) -> std::io::Result<()> {
+        while !buf.is_empty() {
+            self.wr.writable().await?;
+            match self.wr.try_write(buf) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.writes.fetch_add(1, Ordering::Relaxed);
+                    buf = &buf[n..];
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// How many writes have put bytes on the socket so far.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
     }
 
     /// Marks the link closed with `why` (the first reason wins) and wakes whoever waits.
@@ -319,6 +374,7 @@ impl Connection {
             wake: Notify::new(),
             room: Notify::new(),
             backlog: BACKLOG_MIN.max(cfg.payload.saturating_mul(2)),
+            writes: AtomicU64::new(0),
         });
         let writer = tokio::spawn(flush_loop(link.clone(), stall.clone(), inbound.clone()));
         let reader = tokio::spawn(read_loop(rd, link.clone(), inbound, cfg.clone(), stall));
@@ -363,6 +419,9 @@ async fn flush_loop<I: Inbound>(link: Arc<Link>, stall: Arc<StallLimit>, inbound
     let addr = &link.addr;
     let mut batch = BytesMut::with_capacity(16 * 1024);
     let mut waiters = Vec::new();
+    // Whether the tasks that were ready when the flusher got the queue have run since, adding
+    // their frames to it.
+    let mut gathered = false;
     let why = loop {
         let wake = link.wake.notified();
         // What the queue says, decided under the lock and acted on after it.
@@ -377,6 +436,7 @@ async fn flush_loop<I: Inbound>(link: Arc<Link>, stall: Arc<StallLimit>, inbound
                     st.owner = Owner::Nobody;
                     continue;
                 }
+                None if !gathered => Flush::Gather,
                 None => {
                     std::mem::swap(&mut batch, &mut st.queue);
                     waiters.append(&mut st.waiters);
@@ -387,6 +447,13 @@ async fn flush_loop<I: Inbound>(link: Arc<Link>, stall: Arc<StallLimit>, inbound
         match next {
             Flush::Idle => {
                 wake.await;
+                continue;
+            }
+            Flush::Gather => {
+                // Woken once the scheduler has run out of ready tasks, or after a bounded
+                // number of them (Tokio's event interval): a frame waits one round at most.
+                gathered = true;
+                tokio::task::yield_now().await;
                 continue;
             }
             Flush::Closed(why) => {
@@ -400,7 +467,7 @@ async fn flush_loop<I: Inbound>(link: Arc<Link>, stall: Arc<StallLimit>, inbound
         }
         link.room.notify_waiters();
         let limit = stall.get();
-        match tokio::time::timeout(limit, write_all(&link.wr, &batch)).await {
+        match tokio::time::timeout(limit, link.write_all(&batch)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => break format!("write failed: {e}"),
             Err(_) => {
@@ -412,6 +479,7 @@ async fn flush_loop<I: Inbound>(link: Arc<Link>, stall: Arc<StallLimit>, inbound
             }
         }
         batch.clear();
+        gathered = false;
         for w in waiters.drain(..) {
             let _ = w.send(());
         }
@@ -425,24 +493,12 @@ async fn flush_loop<I: Inbound>(link: Arc<Link>, stall: Arc<StallLimit>, inbound
 enum Flush {
     /// Not the owner: wait to be handed the socket.
     Idle,
+    /// The owner: let the ready tasks add their frames before writing.
+    Gather,
     /// Write the batch just taken from the queue.
     Write,
     /// The link closed, with why.
     Closed(String),
-}
-
-/// Writes all of `buf` through a shared write half, waiting for the socket to take it.
-async fn write_all(wr: &OwnedWriteHalf, mut buf: &[u8]) -> std::io::Result<()> {
-    while !buf.is_empty() {
-        wr.writable().await?;
-        match wr.try_write(buf) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => buf = &buf[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 async fn read_loop<I: Inbound>(
@@ -528,4 +584,90 @@ fn stalled(addr: &str, buf: &BytesMut, waited: Duration) -> String {
     );
     tracing::warn!(provider = %addr, reason = %why, "closing connection");
     why
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An inbound side that ignores what it hears.
+    struct Deaf;
+
+    impl Inbound for Deaf {
+        async fn frame(&self, _frame: Frame, _out: &Outbound) -> Result<(), String> {
+            Ok(())
+        }
+        async fn idle(&self, _rounds: u32, _out: &Outbound) -> bool {
+            true
+        }
+        fn closed(&self, _why: &str) {}
+    }
+
+    /// A connection to a local peer that collects every byte it receives.
+    async fn connected() -> (Connection, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let accept = tokio::spawn(async move { listener.accept().await.expect("accept").0 });
+        let conn = Connection::open(
+            &addr,
+            &ConnectionConfig::default(),
+            Arc::new(StallLimit::new(Duration::from_secs(3))),
+            Arc::new(Deaf),
+        )
+        .await
+        .expect("connect");
+        (conn, accept.await.expect("accepted"))
+    }
+
+    async fn receive(peer: &mut tokio::net::TcpStream, len: usize) -> Vec<u8> {
+        let mut got = vec![0; len];
+        tokio::time::timeout(Duration::from_secs(5), peer.read_exact(&mut got))
+            .await
+            .expect("the bytes arrive")
+            .expect("read");
+        got
+    }
+
+    fn frame(i: u8) -> BytesMut {
+        BytesMut::from(&[i; 100][..])
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn frames_sent_one_at_a_time_on_an_idle_connection_each_get_a_write() {
+        let (conn, mut peer) = connected().await;
+        let out = conn.outbound().clone();
+        for i in 0..3 {
+            out.send(Outgoing::frame(frame(i))).await.expect("sent");
+            // Written by the caller itself: there before it returns.
+            assert_eq!(out.writes(), u64::from(i) + 1);
+        }
+        let got = receive(&mut peer, 300).await;
+        assert_eq!(got, [[0u8; 100], [1; 100], [2; 100]].concat());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn frames_that_may_be_gathered_in_one_round_go_out_in_one_write_in_order() {
+        let (conn, mut peer) = connected().await;
+        let out = conn.outbound().clone();
+        let callers: Vec<_> = (0..8u8)
+            .map(|i| {
+                let out = out.clone();
+                tokio::spawn(async move { out.send(Outgoing::gathered(frame(i))).await })
+            })
+            .collect();
+        for c in callers {
+            c.await.expect("caller").expect("queued");
+        }
+        let got = receive(&mut peer, 800).await;
+        let want: Vec<u8> = (0..8u8).flat_map(|i| [i; 100]).collect();
+        assert_eq!(got, want);
+        assert_eq!(out.writes(), 1, "eight frames, one syscall");
+        // The flusher gave the socket back: an ungathered frame is written by its caller.
+        tokio::task::yield_now().await;
+        out.send(Outgoing::frame(frame(9))).await.expect("sent");
+        assert_eq!(out.writes(), 2);
+        assert_eq!(receive(&mut peer, 100).await, [9u8; 100]);
+    }
 }

@@ -280,21 +280,26 @@ impl Exchange {
         self.stall.call(timeout);
         let (tx, rx) = oneshot::channel();
         let deadline = Instant::now() + timeout;
-        self.pending()?.insert(
-            id,
-            Waiter {
-                answer: tx,
-                deadline,
-            },
-        );
+        let others_in_flight = {
+            let mut pending = self.pending()?;
+            pending.insert(
+                id,
+                Waiter {
+                    answer: tx,
+                    deadline,
+                },
+            );
+            pending.len() > 1
+        };
         if self.calls.checker_asleep.load(Ordering::SeqCst) {
             self.calls.wake.notify_one();
         }
-        let sent = tokio::time::timeout_at(
-            deadline,
-            self.connection.outbound().send(Outgoing::frame(frame)),
-        )
-        .await;
+        let out = if others_in_flight {
+            Outgoing::gathered(frame)
+        } else {
+            Outgoing::frame(frame)
+        };
+        let sent = tokio::time::timeout_at(deadline, self.connection.outbound().send(out)).await;
         if !matches!(sent, Ok(Ok(()))) {
             self.forget(id);
             return Err(match sent {
@@ -371,8 +376,8 @@ impl Exchange {
             self.connection
                 .outbound()
                 .send(Outgoing {
-                    frame,
                     written: Some(done),
+                    ..Outgoing::frame(frame)
                 })
                 .await
                 .map_err(|_| closed())?;
