@@ -1,6 +1,7 @@
-//! Criterion benchmarks of call metrics: what `Reference::invoke` adds to every call (method
-//! lookup under a read lock, request and error counters, latency histogram) against an empty
-//! closure measured in the same run, and the cost of one Prometheus scrape and one
+//! Criterion benchmarks of call metrics: what `Reference::invoke` adds to every call (the
+//! method's series looked up under a read lock, then request and error counters and the latency
+//! histogram; a guest's import or `bench` holds the series and skips the lookup) against an
+//! empty closure measured in the same run, and the cost of one Prometheus scrape and one
 //! `/admin/references` body over ten references.
 //!
 //! Run with `cargo bench -p dubbo-wasm-host --bench metrics`.
@@ -32,7 +33,7 @@ fn record(c: &mut Criterion) {
     let metrics = ReferenceMetrics::default();
     let methods: Vec<Arc<str>> = METHODS.iter().map(|m| Arc::from(*m)).collect();
     for m in &methods {
-        metrics.begin(m).finish(&Ok::<(), RpcError>(()));
+        metrics.entry(m).begin().finish(&Ok::<(), RpcError>(()));
     }
     let method = methods[2].clone();
     let ok: Result<(), RpcError> = Ok(());
@@ -51,10 +52,24 @@ fn record(c: &mut Criterion) {
         b.iter(|| histogram.observe(black_box(Duration::from_micros(700))))
     });
     group.bench_function("record/ok", |b| {
-        b.iter(|| metrics.begin(black_box(&method)).finish(black_box(&ok)))
+        b.iter(|| {
+            metrics
+                .entry(black_box(&method))
+                .begin()
+                .finish(black_box(&ok))
+        })
     });
     group.bench_function("record/error", |b| {
-        b.iter(|| metrics.begin(black_box(&method)).finish(black_box(&err)))
+        b.iter(|| {
+            metrics
+                .entry(black_box(&method))
+                .begin()
+                .finish(black_box(&err))
+        })
+    });
+    let held = metrics.entry(&method);
+    group.bench_function("record/ok-series-held", |b| {
+        b.iter(|| black_box(&held).begin().finish(black_box(&ok)))
     });
     group.finish();
 }
@@ -78,7 +93,8 @@ fn references(rt: &tokio::runtime::Runtime) -> References {
     for r in refs.iter() {
         for m in &methods {
             r.metrics()
-                .begin(m)
+                .entry(m)
+                .begin()
                 .finish(&Err::<(), _>(RpcError::Network("down".into())));
         }
     }

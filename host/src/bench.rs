@@ -268,9 +268,11 @@ async fn closed_loop(
             let (reference, inv, shared) = (reference.clone(), inv.clone(), shared.clone());
             tokio::spawn(async move {
                 let mut mine = Latencies::default();
+                // As a guest's import holds it: the method resolved once.
+                let site = reference.site(&inv.method);
                 while tokio::time::Instant::now() < end {
                     let at = Instant::now();
-                    let result = reference.invoke(&inv).await;
+                    let result = reference.invoke_at(&site, &inv, None).await;
                     mine.record(at.elapsed());
                     shared.count(&result);
                 }
@@ -297,6 +299,7 @@ async fn open_loop(
     let mut tick = tokio::time::interval(gap);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let slots = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let site = Arc::new(reference.site(&inv.method));
     let mut calls = tokio::task::JoinSet::new();
     loop {
         let due = tick.tick().await;
@@ -308,8 +311,9 @@ async fn open_loop(
             break;
         };
         let (reference, inv, shared) = (reference.clone(), inv.clone(), shared.clone());
+        let site = site.clone();
         calls.spawn(async move {
-            let result = reference.invoke(&inv).await;
+            let result = reference.invoke_at(&site, &inv, None).await;
             let took = due.elapsed();
             drop(slot);
             shared.count(&result);

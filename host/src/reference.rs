@@ -14,7 +14,7 @@ use crate::config::{Config, MethodConfig, ReferenceConfig};
 use crate::directory::discovery::{Discovery, FollowError, MakeInvoker, Refresh, Source, Zone};
 use crate::directory::{Directory, DirectoryState};
 use crate::java::lower_camel;
-use crate::metrics::ReferenceMetrics;
+use crate::metrics::{MethodMetrics, ReferenceMetrics};
 use crate::protocol::dubbo::{ConnectionConfig, ConnectionPool, DubboInvoker, SharedClient};
 use crate::registry::Registry;
 use crate::rpc::{Invocation, Invoker, RpcError, RpcResult, ServiceKey};
@@ -429,6 +429,15 @@ impl Reference {
         self.invoke_typed(inv, None).await
     }
 
+    /// What a caller that calls `method` again and again (a guest's typed import, `bench`)
+    /// resolves once, so that each call finds its metrics without a lock or a map lookup.
+    pub fn site(&self, method: &Arc<str>) -> MethodSite {
+        MethodSite {
+            method: method.clone(),
+            metrics: std::sync::OnceLock::new(),
+        }
+    }
+
     /// [`Reference::invoke`] for a caller that declares the method's return type, so that a
     /// mock's value is realized into it as a provider's reply would be.
     pub async fn invoke_typed(
@@ -436,7 +445,21 @@ impl Reference {
         inv: &Invocation,
         returns: Option<&dyn Realize>,
     ) -> Result<RpcResult, RpcError> {
-        let call = self.metrics.begin(&inv.method);
+        self.invoke_at(&self.site(&inv.method), inv, returns).await
+    }
+
+    /// [`Reference::invoke_typed`] of the method `site` was made for (`inv.method`).
+    pub async fn invoke_at(
+        &self,
+        site: &MethodSite,
+        inv: &Invocation,
+        returns: Option<&dyn Realize>,
+    ) -> Result<RpcResult, RpcError> {
+        // The method's series is created by its first call, as without a site.
+        let metrics = site
+            .metrics
+            .get_or_init(|| self.metrics.entry(&site.method));
+        let call = metrics.begin();
         let state = self.directory.state();
         let policy = self.policy(&state, &inv.method);
         drop(state);
@@ -460,6 +483,12 @@ impl Reference {
         call.finish(&result);
         result
     }
+}
+
+/// One method of a reference as a repeated caller holds it: see [`Reference::site`].
+pub struct MethodSite {
+    method: Arc<str>,
+    metrics: std::sync::OnceLock<Arc<MethodMetrics>>,
 }
 
 /// The method policies resolved for one provider set.

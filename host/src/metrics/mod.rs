@@ -149,6 +149,16 @@ pub struct MethodMetrics {
 }
 
 impl MethodMetrics {
+    /// Counts a call as started; [`CallRecord::finish`] records how it ended. A call dropped
+    /// before it ends (its guest gave up) stays counted as a request only.
+    pub fn begin(&self) -> CallRecord<'_> {
+        self.requests.inc();
+        CallRecord {
+            metrics: self,
+            started: Instant::now(),
+        }
+    }
+
     /// Calls started.
     pub fn requests(&self) -> u64 {
         self.requests.get()
@@ -189,20 +199,11 @@ pub struct ReferenceMetrics {
 }
 
 impl ReferenceMetrics {
-    /// Counts a call of `method` as started; [`CallRecord::finish`] records how it ended. A
-    /// call dropped before it ends (its guest gave up) stays counted as a request only.
-    pub fn begin(&self, method: &Arc<str>) -> CallRecord {
-        let metrics = self.entry(method);
-        metrics.requests.inc();
-        CallRecord {
-            metrics,
-            started: Instant::now(),
-        }
-    }
-
     /// The counters of `method`: found under the read lock, created under the write lock the
     /// first time (past [`MAX_METHODS`], the overflow entry, also found under the read lock).
-    fn entry(&self, method: &Arc<str>) -> Arc<MethodMetrics> {
+    /// A caller that calls the method repeatedly resolves them once and starts each call with
+    /// [`MethodMetrics::begin`], which takes no lock.
+    pub fn entry(&self, method: &Arc<str>) -> Arc<MethodMetrics> {
         if let Ok(methods) = self.methods.read() {
             if let Some(m) = methods.get(&**method) {
                 return m.clone();
@@ -248,14 +249,14 @@ impl ReferenceMetrics {
     }
 }
 
-/// A call in flight, from [`ReferenceMetrics::begin`].
+/// A call in flight, from [`MethodMetrics::begin`].
 #[must_use = "finish the record with the call's result"]
-pub struct CallRecord {
-    metrics: Arc<MethodMetrics>,
+pub struct CallRecord<'a> {
+    metrics: &'a MethodMetrics,
     started: Instant,
 }
 
-impl CallRecord {
+impl CallRecord<'_> {
     /// Counts the call as answered by a mock.
     pub fn mocked(&self) {
         self.metrics.mocked.inc();
@@ -317,9 +318,10 @@ mod tests {
         }
         let m = ReferenceMetrics::default();
         let method: Arc<str> = Arc::from("sayHello");
-        m.begin(&method)
+        m.entry(&method)
+            .begin()
             .finish::<()>(&Err(RpcError::Timeout("slow".into())));
-        m.begin(&method).finish(&Ok(()));
+        m.entry(&method).begin().finish(&Ok(()));
         let counters = m.method("sayHello").expect("recorded");
         assert_eq!(counters.requests(), 2);
         assert_eq!(counters.errors("timeout"), 1);
@@ -332,7 +334,7 @@ mod tests {
         let m = ReferenceMetrics::default();
         for i in 0..MAX_METHODS + 5 {
             let name: Arc<str> = Arc::from(format!("m{i}"));
-            m.begin(&name).finish(&Ok(()));
+            m.entry(&name).begin().finish(&Ok(()));
         }
         let all = m.methods();
         assert_eq!(all.len(), MAX_METHODS + 1);

@@ -80,6 +80,23 @@ fn has_method_settings(url: &Url) -> bool {
     })
 }
 
+/// A method's settings as [`DubboInvoker::settings`] finds them.
+enum Settings<'a> {
+    Default(&'a MethodCall),
+    Method(Arc<MethodCall>),
+}
+
+impl std::ops::Deref for Settings<'_> {
+    type Target = MethodCall;
+
+    fn deref(&self) -> &MethodCall {
+        match self {
+            Settings::Default(m) => m,
+            Settings::Method(m) => m,
+        }
+    }
+}
+
 impl DubboInvoker {
     /// Binds `url` (the provider, with consumer parameters merged) to `clients`; an empty
     /// list is refused by giving the invoker nothing to call (it reports unavailable). The
@@ -131,19 +148,21 @@ impl DubboInvoker {
         self.settings(method).timeout
     }
 
-    fn settings(&self, method: &str) -> Arc<MethodCall> {
+    /// The settings of `method`: the reference's own, without a lock or a count on a shared
+    /// `Arc`, unless the URL sets some per method.
+    fn settings(&self, method: &str) -> Settings<'_> {
         if !self.per_method {
-            return self.default.clone();
+            return Settings::Default(&self.default);
         }
         let Ok(mut methods) = self.methods.lock() else {
-            return self.default.clone();
+            return Settings::Default(&self.default);
         };
         if let Some(m) = methods.get(method) {
-            return m.clone();
+            return Settings::Method(m.clone());
         }
         let m = Arc::new(MethodCall::of(&self.url, method));
         methods.insert(Arc::from(method), m.clone());
-        m
+        Settings::Method(m)
     }
 
     async fn call(&self, inv: &Invocation) -> Result<RpcResult, RpcError> {
@@ -159,11 +178,16 @@ impl DubboInvoker {
             None => None,
             Some(sem) => Some(self.wait_for_slot(sem, &settings, inv).await?),
         };
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let client = (0..n)
-            .map(|i| &self.clients[(start + i) % n])
-            .find(|c| c.is_available())
-            .unwrap_or(&self.clients[start % n]);
+        let client = match self.clients.as_slice() {
+            [only] => only,
+            clients => {
+                let start = self.next.fetch_add(1, Ordering::Relaxed);
+                (0..n)
+                    .map(|i| &clients[(start + i) % n])
+                    .find(|c| c.is_available())
+                    .unwrap_or(&clients[start % n])
+            }
+        };
         let conn = client.connection().await?;
         let token = self.token.as_deref();
         if let Some(sent) = settings.oneway {

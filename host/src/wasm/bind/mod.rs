@@ -22,7 +22,7 @@ use super::state::GuestState;
 use crate::generic;
 use crate::hessian2::Value;
 use crate::java::{self, lower_camel};
-use crate::reference::{Reference, References};
+use crate::reference::{MethodSite, Reference, References};
 use crate::rpc::{Invocation, RpcError, RpcResult};
 
 /// The WIT package of the host's own interfaces.
@@ -134,6 +134,8 @@ impl SentAs {
 struct FunctionPlan {
     reference: Arc<Reference>,
     method: Arc<str>,
+    /// `method` of `reference`, resolved once for all calls.
+    site: MethodSite,
     descriptor: Arc<str>,
     params: Vec<Mapping>,
     /// Per parameter: sent as another Java type than its mapping's (from `parameter-types`).
@@ -199,9 +201,11 @@ impl FunctionPlan {
         let method = settings
             .and_then(|m| m.java_name.clone())
             .unwrap_or_else(|| lower_camel(wit_name));
+        let method: Arc<str> = method.into();
         Ok(FunctionPlan {
+            site: reference.site(&method),
             reference,
-            method: method.into(),
+            method,
             descriptor: descriptor.into(),
             params,
             sent_as,
@@ -242,7 +246,11 @@ impl FunctionPlan {
             args,
             attachments,
         };
-        match self.reference.invoke_typed(&inv, Some(&self.returns)).await {
+        match self
+            .reference
+            .invoke_at(&self.site, &inv, Some(&self.returns))
+            .await
+        {
             Ok(RpcResult { value, attachments }) => {
                 let out = match &self.returns.0 {
                     None => Val::Result(Ok(None)),
