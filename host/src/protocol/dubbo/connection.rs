@@ -450,10 +450,8 @@ async fn flush_loop<I: Inbound>(link: Arc<Link>, stall: Arc<StallLimit>, inbound
                 continue;
             }
             Flush::Gather => {
-                // Woken once the scheduler has run out of ready tasks, or after a bounded
-                // number of them (Tokio's event interval): a frame waits one round at most.
                 gathered = true;
-                tokio::task::yield_now().await;
+                behind_the_ready_tasks().await;
                 continue;
             }
             Flush::Closed(why) => {
@@ -487,6 +485,24 @@ async fn flush_loop<I: Inbound>(link: Arc<Link>, stall: Arc<StallLimit>, inbound
     link.close(&why);
     tracing::warn!(provider = %addr, reason = %why, "closing connection");
     inbound.closed(&why);
+}
+
+/// Lets the tasks that are ready now run before this one goes on: it wakes itself and waits
+/// once, which puts it at the back of its worker's run queue, where an idle worker may also take
+/// it. (Tokio's `yield_now` would wait for the worker to run out of ready tasks or reach its event
+/// interval, and could not be taken by another worker: behind guests that run for their whole
+/// epoch tick, a frame could wait tens of such ticks.)
+async fn behind_the_ready_tasks() {
+    let mut waited = false;
+    std::future::poll_fn(|cx| {
+        if waited {
+            return std::task::Poll::Ready(());
+        }
+        waited = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// The flusher's next step.
