@@ -237,6 +237,7 @@ mod tests {
             invokers,
             routers,
             consumer: None,
+            ..Default::default()
         });
         let v = references_json(&refs);
         assert_eq!(
@@ -303,6 +304,7 @@ mod tests {
                 invokers: vec![down.clone()],
                 routers: Vec::new(),
                 consumer: None,
+                ..Default::default()
             });
         }
         let why = unready(&refs);

@@ -11,7 +11,7 @@ pub(super) async fn invoke(dir: &Arc<Directory>, inv: &Invocation) -> Result<Rpc
     let invokers = listed(dir, inv)?;
     let mut last_ok = None;
     let mut last_err = None;
-    for invoker in &invokers {
+    for invoker in invokers.iter() {
         match invoker.invoke(inv).await {
             Ok(r) => last_ok = Some(r),
             Err(e) => {

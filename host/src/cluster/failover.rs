@@ -23,7 +23,6 @@ pub(super) async fn invoke(
             Err(_) => break,
         };
         let invoker = select::pick(dir, policy, inv, &invokers, &tried)?;
-        tried.push(invoker.clone());
         match invoker.invoke(inv).await {
             Ok(r) => {
                 if attempt > 0 {
@@ -34,6 +33,8 @@ pub(super) async fn invoke(
             Err(e) if !e.is_retryable() => return Err(e),
             Err(e) => {
                 tracing::debug!(service = %dir.service(), method = %inv.method, provider = %invoker.url().address(), error = %e, "try failed");
+                // Only a failed try is remembered: a call that succeeds at once allocates nothing.
+                tried.push(invoker);
                 last_error = Some(e);
             }
         }

@@ -17,7 +17,7 @@ pub(super) async fn invoke(
 ) -> Result<RpcResult, RpcError> {
     let invokers = listed(dir, inv)?;
     let forks = if policy.forks == 0 || policy.forks >= invokers.len() {
-        invokers.clone()
+        invokers.to_vec()
     } else {
         let mut chosen: Vec<Arc<dyn Invoker>> = Vec::with_capacity(policy.forks);
         while chosen.len() < policy.forks {

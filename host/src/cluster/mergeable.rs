@@ -26,7 +26,7 @@ pub(super) async fn invoke(
 ) -> Result<RpcResult, RpcError> {
     let invokers = listed(dir, inv)?;
     let mut groups: BTreeMap<String, Vec<Arc<dyn Invoker>>> = BTreeMap::new();
-    for i in invokers {
+    for i in invokers.iter().cloned() {
         let group = i.url().param("group").unwrap_or_default().to_string();
         groups.entry(group).or_default().push(i);
     }
@@ -39,6 +39,7 @@ pub(super) async fn invoke(
             invokers: members.clone(),
             routers: Vec::new(),
             consumer: None,
+            ..Default::default()
         });
         Arc::new(d)
     };

@@ -13,7 +13,7 @@ mod select;
 
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::directory::Directory;
+use crate::directory::{Directory, Listed};
 use crate::hessian2::Value;
 use crate::loadbalance::{self, LoadBalance};
 use crate::rpc::{Invocation, Invoker, RpcError, RpcResult};
@@ -210,7 +210,7 @@ fn empty() -> RpcResult {
 }
 
 /// The routed providers, or the no-provider error Dubbo raises when there are none.
-fn listed(dir: &Directory, inv: &Invocation) -> Result<Vec<Arc<dyn Invoker>>, RpcError> {
+fn listed(dir: &Directory, inv: &Invocation) -> Result<Listed, RpcError> {
     let invokers = dir.list(inv);
     if invokers.is_empty() {
         return Err(RpcError::NoProvider(format!(

@@ -87,6 +87,7 @@ fn directory(providers: &[Arc<Scripted>]) -> Arc<Directory> {
             .collect(),
         routers: Vec::new(),
         consumer: None,
+        ..Default::default()
     });
     Arc::new(dir)
 }

@@ -9,7 +9,7 @@ pub mod discovery;
 pub mod migration;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 
@@ -29,6 +29,9 @@ pub struct DirectoryState {
     /// The consumer URL with the configurators applied (Dubbo's directory URL): where what is
     /// not per provider is read, such as `mock`. `None` means the consumer URL as configured.
     pub consumer: Option<Url>,
+    /// What the routers leave of `invokers` for the invocations they all route alike
+    /// ([`Router::routes_alike`]), computed by the first such call.
+    pub routed_alike: OnceLock<Vec<Arc<dyn Invoker>>>,
 }
 
 /// The provider set of one reference.
@@ -80,13 +83,49 @@ impl Directory {
         self.discovery.store(Arc::new(view));
     }
 
-    /// The providers `inv` may go to, after the routers.
-    pub fn list(&self, inv: &Invocation) -> Vec<Arc<dyn Invoker>> {
-        let state = self.state.load();
+    /// The providers `inv` may go to, after the routers. Without routers that is the state's
+    /// own list, held rather than copied: a call costs the same for 1 provider or 1 000.
+    pub fn list(&self, inv: &Invocation) -> Listed {
+        let state = self.state.load_full();
         if state.routers.is_empty() {
-            return state.invokers.clone();
+            return Listed::All(state);
         }
-        route_all(&state.routers, &state.invokers, &self.consumer, inv)
+        // Most calls carry nothing a router reads (no `dubbo.tag`, say): they all get the same
+        // providers, routed once per provider set, as Dubbo 3's routers cache per notification.
+        if state.routers.iter().all(|r| r.routes_alike(inv)) {
+            state
+                .routed_alike
+                .get_or_init(|| route_all(&state.routers, &state.invokers, &self.consumer, inv));
+            return Listed::RoutedAlike(state);
+        }
+        Listed::Routed(route_all(
+            &state.routers,
+            &state.invokers,
+            &self.consumer,
+            inv,
+        ))
+    }
+}
+
+/// The providers of one call, as [`Directory::list`] found them; a slice of invokers.
+pub enum Listed {
+    /// Every provider of the state (no routers).
+    All(Arc<DirectoryState>),
+    /// The state's providers as routed for every invocation the routers route alike.
+    RoutedAlike(Arc<DirectoryState>),
+    /// What the routers left.
+    Routed(Vec<Arc<dyn Invoker>>),
+}
+
+impl std::ops::Deref for Listed {
+    type Target = [Arc<dyn Invoker>];
+
+    fn deref(&self) -> &[Arc<dyn Invoker>] {
+        match self {
+            Listed::All(state) => &state.invokers,
+            Listed::RoutedAlike(state) => state.routed_alike.get().map_or(&[], Vec::as_slice),
+            Listed::Routed(invokers) => invokers,
+        }
     }
 }
 
@@ -213,6 +252,7 @@ pub fn build_state(
             invokers,
             routers,
             consumer: overridden,
+            routed_alike: OnceLock::new(),
         },
         cache,
     )
@@ -233,6 +273,54 @@ mod tests {
 
     fn consumer() -> Url {
         url("consumer://10.0.0.9/I?application=app&timeout=3000&version=1.0.0&weight=5")
+    }
+
+    #[test]
+    fn calls_the_routers_route_alike_share_one_routing_per_provider_set() {
+        use crate::router::testing::{addresses, call, providers};
+        use crate::router::TagRouter;
+        let dir = Directory::new(
+            ServiceKey {
+                interface: "org.apache.dubbo.demo.DemoService".into(),
+                version: None,
+                group: None,
+            },
+            consumer(),
+        );
+        let state = |invokers| DirectoryState {
+            invokers,
+            routers: vec![Arc::new(TagRouter::static_tags()) as Arc<dyn Router>],
+            ..Default::default()
+        };
+        dir.replace(state(providers()));
+        let plain = call("sayHello");
+        let (first, second) = (dir.list(&plain), dir.list(&plain));
+        // The gold-tagged provider is left out of untagged calls.
+        let untagged = ["10.0.0.1:20880", "10.0.0.2:20880", "10.0.0.4:20881"];
+        assert_eq!(addresses(&first), untagged);
+        assert!(matches!(first, Listed::RoutedAlike(_)));
+        assert!(
+            std::ptr::eq(first.as_ptr(), second.as_ptr()),
+            "routed once, then held"
+        );
+        // A call that carries a tag is routed on its own.
+        let mut gold = call("sayHello");
+        gold.attachments
+            .push(("dubbo.tag".to_string(), "gold".to_string()));
+        let tagged = dir.list(&gold);
+        assert!(matches!(tagged, Listed::Routed(_)));
+        assert_eq!(addresses(&tagged), ["10.0.0.3:20880"]);
+        // A new provider set is routed again.
+        dir.replace(state(providers().into_iter().take(1).collect()));
+        assert_eq!(addresses(&dir.list(&plain)), ["10.0.0.1:20880"]);
+        // Without routers the state's own list is handed out.
+        dir.replace(DirectoryState {
+            invokers: providers(),
+            ..Default::default()
+        });
+        let all = dir.list(&plain);
+        assert!(matches!(all, Listed::All(_)));
+        assert_eq!(all.len(), 4);
     }
 
     #[test]

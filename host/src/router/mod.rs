@@ -12,7 +12,7 @@ mod condition_rule;
 mod pattern;
 mod tag;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod yaml;
 
 use std::sync::Arc;
@@ -32,6 +32,13 @@ pub trait Router: Send + Sync {
         consumer: &Url,
         inv: &Invocation,
     ) -> Vec<Arc<dyn Invoker>>;
+
+    /// Whether this router reads nothing of `inv`, so that it routes `inv` as it routes every
+    /// other invocation it says this of (given the same providers and consumer): the directory
+    /// then routes such calls once per provider set. `false` unless a router knows better.
+    fn routes_alike(&self, _inv: &Invocation) -> bool {
+        false
+    }
 
     /// Lower runs first (Dubbo's `priority`).
     fn priority(&self) -> i32 {

@@ -223,6 +223,14 @@ impl Router for TagRouter {
         })
     }
 
+    /// The tag router reads only the call's `dubbo.tag` and `dubbo.force.tag` attachments (the
+    /// consumer URL is the same for every call of a directory).
+    fn routes_alike(&self, inv: &Invocation) -> bool {
+        !inv.attachments
+            .iter()
+            .any(|(k, _)| k == TAG_KEY || k == FORCE_TAG_KEY)
+    }
+
     fn priority(&self) -> i32 {
         self.priority
     }
