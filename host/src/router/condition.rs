@@ -117,6 +117,14 @@ impl Router for ConditionRouter {
         invokers.to_vec()
     }
 
+    /// A rule whose when side reads only the consumer's URL (`host = … => …`) routes every
+    /// call alike; one on `method`, an argument or an attachment does not.
+    fn routes_alike(&self, _inv: &Invocation) -> bool {
+        self.parsed
+            .as_ref()
+            .is_none_or(|p| !p.when.reads_the_call())
+    }
+
     fn priority(&self) -> i32 {
         self.priority
     }
@@ -141,6 +149,25 @@ mod tests {
     fn route(rule: &str, from: &Url, inv: &Invocation) -> Vec<String> {
         let router = ConditionRouter::new(rule, false, true, 0).expect("valid rule");
         addresses(&router.route(&providers(), from, inv))
+    }
+
+    #[test]
+    fn only_rules_on_the_consumer_alone_route_every_call_alike() {
+        let alike = |rule: &str| {
+            ConditionRouter::new(rule, false, true, 0)
+                .expect("valid rule")
+                .routes_alike(&call("sayHello"))
+        };
+        assert!(alike("host = 10.0.0.1 => host = 10.0.0.2"));
+        assert!(alike("application = shop-* => region = hz"));
+        assert!(alike("=> host != 10.0.0.2"));
+        assert!(!alike("method = sayHello => host = 10.0.0.2"));
+        assert!(!alike("arguments[0] = Bob => host = 10.0.0.2"));
+        assert!(!alike("attachments[k] = v => host = 10.0.0.2"));
+        let disabled =
+            ConditionRouter::new("method = sayHello => host = 10.0.0.2", false, false, 0)
+                .expect("valid rule");
+        assert!(disabled.routes_alike(&call("sayHello")));
     }
 
     #[test]

@@ -284,6 +284,14 @@ fn parse_key(name: &str, side: Side) -> Result<Key, String> {
 }
 
 impl Conditions {
+    /// Whether a condition reads the call itself (its method, an argument or an attachment),
+    /// not only the consumer's URL.
+    pub(crate) fn reads_the_call(&self) -> bool {
+        self.0
+            .iter()
+            .any(|c| matches!(c.key, Key::Method | Key::Argument(_) | Key::Attachment(_)))
+    }
+
     /// Whether every condition holds for a call from `consumer` (the when side).
     pub(crate) fn matches_call(&self, consumer: &Url, inv: &Invocation) -> bool {
         self.0.iter().all(|c| {
