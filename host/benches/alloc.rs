@@ -22,7 +22,7 @@ use dubbo_wasm_host::protocol::dubbo::message::{
 use dubbo_wasm_host::protocol::dubbo::ConnectionPool;
 use dubbo_wasm_host::reference::References;
 use dubbo_wasm_host::rpc::{Invocation, ServiceKey};
-use dubbo_wasm_host::wasm::{new_engine, Guest};
+use dubbo_wasm_host::wasm::{new_engine, Guest, MIN_POOL_INSTANCES};
 use tokio::net::TcpListener;
 
 struct Counting;
@@ -182,7 +182,7 @@ fn main() {
         })
     });
 
-    let engine = new_engine().expect("engine");
+    let engine = new_engine(MIN_POOL_INSTANCES).expect("engine");
     for g in &cfg.guests {
         let guest = Guest::load(&engine, g, &cfg.guest_path(g), &refs).expect("load guest");
         count(

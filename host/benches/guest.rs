@@ -19,7 +19,7 @@ use dubbo_wasm_host::hessian2::Value;
 use dubbo_wasm_host::protocol::dubbo::ConnectionPool;
 use dubbo_wasm_host::reference::References;
 use dubbo_wasm_host::rpc::Invocation;
-use dubbo_wasm_host::wasm::{new_engine, Guest};
+use dubbo_wasm_host::wasm::{new_engine, Guest, MIN_POOL_INSTANCES};
 use tokio::net::TcpListener;
 
 mod support;
@@ -95,7 +95,7 @@ fn guests(c: &mut Criterion) {
     let refs = rt
         .block_on(References::build(&cfg, &pool, &Default::default()))
         .expect("references");
-    let engine = new_engine().expect("engine");
+    let engine = new_engine(MIN_POOL_INSTANCES).expect("engine");
 
     let mut group = c.benchmark_group("guest");
     group.measurement_time(Duration::from_secs(3));

@@ -14,7 +14,7 @@ use dubbo_wasm_host::protocol::dubbo::ConnectionPool;
 use dubbo_wasm_host::reference::Reference;
 use dubbo_wasm_host::rpc::{Invocation, RpcError};
 use dubbo_wasm_host::url::Url;
-use dubbo_wasm_host::wasm::new_engine;
+use dubbo_wasm_host::wasm::{new_engine, MIN_POOL_INSTANCES};
 use serde::Deserialize;
 
 /// mimalloc: a guest request makes a few hundred small allocations (store, instances, wasi-http
@@ -478,7 +478,7 @@ async fn run(config_path: PathBuf, guest: String, args: Vec<String>) -> anyhow::
         }
     };
     let refs = build_references(&config).await?;
-    let engine = new_engine()?;
+    let engine = new_engine(MIN_POOL_INSTANCES)?;
     let code = dubbo_wasm_host::wasm::cli::run(&engine, &cfg, &path, &refs, &args).await?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }

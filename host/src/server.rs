@@ -20,8 +20,8 @@ use crate::host::{
 use crate::protocol::dubbo::ConnectionPool;
 use crate::reference::References;
 use crate::wasm::http::HttpTrigger;
-use crate::wasm::new_engine;
 use crate::wasm::watch::FileWatch;
+use crate::wasm::{new_engine, pool_instances};
 
 /// Default bound on finishing requests at shutdown (Dubbo's `dubbo.service.shutdown.wait`).
 const DEFAULT_SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
@@ -34,7 +34,9 @@ pub async fn serve(config_path: &Path) -> Result<(), HostError> {
     let sessions = connect_registries(&config, &Sessions::new()).await?;
     let pool = Arc::new(ConnectionPool::default());
     let refs = References::build(&config, &pool, &by_id(&sessions)).await?;
-    let loader = Arc::new(crate::wasm::Loader::new(new_engine()?));
+    let loader = Arc::new(crate::wasm::Loader::new(new_engine(pool_instances(
+        &config,
+    ))?));
     let host = Arc::new(Host {
         config: ArcSwap::from_pointee(config.clone()),
         loader,

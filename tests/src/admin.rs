@@ -578,7 +578,8 @@ mod tests {
         let variant = unique_variant(&v1);
         assert_ne!(sha256_hex(&variant), sha256_hex(&v1));
         assert_ne!(unique_variant(&v1), variant);
-        let engine = dubbo_wasm_host::wasm::new_engine().expect("engine");
+        let engine = dubbo_wasm_host::wasm::new_engine(dubbo_wasm_host::wasm::MIN_POOL_INSTANCES)
+            .expect("engine");
         let cfg = dubbo_wasm_host::config::GuestConfig {
             name: "variant".to_string(),
             path: "variant.wasm".into(),

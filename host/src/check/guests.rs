@@ -15,7 +15,7 @@ use crate::protocol::dubbo::ConnectionPool;
 use crate::reference::References;
 use crate::wasm::bind::interface_matches;
 use crate::wasm::guest::compile;
-use crate::wasm::{new_engine, prepare, WasmError};
+use crate::wasm::{new_engine, pool_instances, prepare, WasmError};
 
 /// Where the placeholder references guests are bound against point; never connected.
 const PLACEHOLDER_URL: &str = "dubbo://127.0.0.1:9";
@@ -30,7 +30,7 @@ pub(super) async fn check_guests(config: &Config, report: &mut Report) {
         )));
         return;
     }
-    let engine = match new_engine() {
+    let engine = match new_engine(pool_instances(config)) {
         Ok(e) => e,
         Err(e) => {
             report.add(Finding::Error(Problem::new(

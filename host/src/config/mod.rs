@@ -409,6 +409,25 @@ listen = "127.0.0.1:8080"
     }
 
     #[test]
+    fn max_instances_beyond_what_the_pool_can_hold_is_refused_with_a_fix() {
+        let with = |n: &str| {
+            parse(&DEMO.replace(
+                "references = [\"demo\"]",
+                &format!("references = [\"demo\"]\nmax-instances = {n}"),
+            ))
+        };
+        assert!(with("1").is_ok());
+        assert!(with("4096").is_ok());
+        for bad in ["0", "4097"] {
+            let msg = with(bad).expect_err(bad).to_string();
+            assert!(
+                msg.contains("guest[0].max-instances") && msg.contains("from 1 to 4096"),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
     fn registry_reference_and_method_settings_parse() {
         let text = DEMO
             .replace(

@@ -196,6 +196,16 @@ impl Config {
                     ));
                 }
             }
+            if let Some(n) = g.max_instances {
+                let most = crate::wasm::MAX_POOL_INSTANCES / 2;
+                if n == 0 || n > most {
+                    return Err(self.invalid(
+                        at("max-instances"),
+                        format!("is {n}"),
+                        format!("set from 1 to {most} (the host's instance pool holds twice every guest's max-instances, at most {})", crate::wasm::MAX_POOL_INSTANCES),
+                    ));
+                }
+            }
             if g.instance_reuse == Some(0) {
                 return Err(self.invalid(
                     at("instance-reuse"),

@@ -4,11 +4,12 @@
 use std::time::Duration;
 
 use wasmtime::{
-    Cache, CacheConfig, Config, Enabled, Engine, InstanceAllocationStrategy,
+    Cache, CacheConfig, Config as WasmtimeConfig, Enabled, Engine, InstanceAllocationStrategy,
     PoolingAllocationConfig,
 };
 
 use super::WasmError;
+use crate::config::Config;
 
 /// How often the epoch advances; guest deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -26,31 +27,54 @@ const STACK_KEEP_RESIDENT: usize = 128 << 10;
 /// Slots whose remaining memory is decommitted together, in one batch of `madvise` calls.
 const DECOMMIT_BATCH: usize = 16;
 
-/// Builds the engine and starts its epoch ticker. Instances come from a pooling allocator
-/// (instantiation in microseconds) unless the machine cannot reserve its address space or
-/// `DUBBO_WASM_POOLING=0`; then from the on-demand allocator.
-pub fn new_engine() -> Result<Engine, WasmError> {
+/// Component instances the pool holds at least (as Spin sizes it).
+pub const MIN_POOL_INSTANCES: usize = 1000;
+/// ... and at most: every memory slot reserves its address space when the engine starts.
+pub const MAX_POOL_INSTANCES: usize = 8192;
+
+/// The component instances the pool must hold for `config`'s guests: each may run its
+/// `max-instances` at once, and as many again during a hot swap (the old version finishing
+/// while the new one starts) or kept warm (`instance-reuse`). At least
+/// [`MIN_POOL_INSTANCES`], at most [`MAX_POOL_INSTANCES`] (config validation keeps
+/// `max-instances` within half of that).
+pub fn pool_instances(config: &Config) -> usize {
+    let wanted: usize = config
+        .guests
+        .iter()
+        .map(|g| super::guest::max_instances(g).saturating_mul(2))
+        .fold(0, usize::saturating_add);
+    wanted.clamp(MIN_POOL_INSTANCES, MAX_POOL_INSTANCES)
+}
+
+/// Builds the engine, its instance pool sized for `instances` component instances at once
+/// (see [`pool_instances`]), and starts its epoch ticker. Instances come from a pooling
+/// allocator (instantiation in microseconds) unless the machine cannot reserve its address
+/// space or `DUBBO_WASM_POOLING=0`; then from the on-demand allocator.
+pub fn new_engine(instances: usize) -> Result<Engine, WasmError> {
     let pooling = std::env::var("DUBBO_WASM_POOLING").map_or(true, |v| v != "0");
     if pooling {
-        match build(true) {
+        match build(Some(instances)) {
             Ok(engine) => return start_ticker(engine),
             Err(e) => {
                 tracing::warn!(error = %e, "pooling allocator unavailable; instantiating on demand")
             }
         }
     }
-    start_ticker(build(false)?)
+    start_ticker(build(None)?)
 }
 
-fn build(pooling: bool) -> Result<Engine, WasmError> {
-    let mut cfg = Config::new();
-    if pooling {
+/// An engine with a pool of `pooled` component instances, or instantiating on demand.
+fn build(pooled: Option<usize>) -> Result<Engine, WasmError> {
+    let mut cfg = WasmtimeConfig::new();
+    if let Some(n) = pooled {
+        let n = u32::try_from(n.clamp(1, MAX_POOL_INSTANCES)).unwrap_or(1000);
         let mut pool = PoolingAllocationConfig::new();
-        // Sizes as Spin uses them, large enough for Python and JavaScript guests.
-        pool.total_component_instances(1000)
-            .total_core_instances(4000)
-            .total_memories(1000)
-            .total_tables(2000)
+        // Per instance as Spin sizes them, enough for Python and JavaScript guests.
+        pool.total_component_instances(n)
+            .total_core_instances(4 * n)
+            .total_memories(n)
+            .total_tables(2 * n)
+            .total_stacks(n)
             .max_component_instance_size(10 << 20)
             .max_core_instance_size(10 << 20)
             .max_memories_per_component(16)
@@ -103,4 +127,37 @@ fn start_ticker(engine: Engine) -> Result<Engine, WasmError> {
 /// The number of epoch ticks that covers `limit` (at least one).
 pub fn ticks_for(limit: Duration) -> u64 {
     (limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config(guests: &[Option<usize>]) -> Config {
+        let mut text = String::new();
+        for (i, max) in guests.iter().enumerate() {
+            text.push_str(&format!(
+                "[[guest]]\nname = \"g{i}\"\npath = \"g.wasm\"\ntrigger = \"http\"\nroute = \"/g{i}\"\n"
+            ));
+            if let Some(m) = max {
+                text.push_str(&format!("max-instances = {m}\n"));
+            }
+        }
+        Config::parse(&text, Path::new("host.toml")).expect("valid config")
+    }
+
+    #[test]
+    fn the_pool_holds_twice_every_guests_instances_within_its_bounds() {
+        assert_eq!(pool_instances(&config(&[])), MIN_POOL_INSTANCES);
+        // One guest at the default 256 wants 512, below the floor; two want 1 024.
+        assert_eq!(pool_instances(&config(&[None])), MIN_POOL_INSTANCES);
+        assert_eq!(pool_instances(&config(&[None, None])), 1024);
+        assert_eq!(pool_instances(&config(&[Some(1024)])), 2048);
+        assert_eq!(pool_instances(&config(&[Some(1024), Some(600)])), 3248);
+        assert_eq!(
+            pool_instances(&config(&[Some(4096), Some(4096), Some(10)])),
+            MAX_POOL_INSTANCES
+        );
+    }
 }

@@ -88,6 +88,11 @@ pub fn store_limits(cfg: &GuestConfig) -> StoreLimits {
         .build()
 }
 
+/// How many instances of `cfg`'s guest may run at once (`max-instances`).
+pub fn max_instances(cfg: &GuestConfig) -> usize {
+    cfg.max_instances.unwrap_or(DEFAULT_MAX_INSTANCES)
+}
+
 /// The wall-time limit of one request or run of `cfg`'s guest.
 pub fn time_limit(cfg: &GuestConfig) -> Duration {
     Duration::from_millis(cfg.timeout.unwrap_or(DEFAULT_TIMEOUT_MS))
@@ -142,7 +147,7 @@ impl Guest {
         refs: &References,
     ) -> Result<Guest, WasmError> {
         let pre = prepare_http(engine, cfg, component, refs)?;
-        let max_instances = cfg.max_instances.unwrap_or(DEFAULT_MAX_INSTANCES);
+        let max_instances = max_instances(cfg);
         Ok(Guest {
             name: cfg.name.clone(),
             pre,

@@ -368,6 +368,16 @@ impl Drop for Running {
 }
 
 fn trap_status(e: &wasmtime::Error, limit: Duration) -> Failure {
+    if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
+        // The host's capacity, not the guest's fault: every slot of the pool is in use.
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("no instance could be made: {}", short(e)),
+            false,
+        );
+    }
     match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -405,4 +415,35 @@ fn text(status: StatusCode, body: String) -> Response<HyperOutgoingBody> {
         hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::component::{Component, Linker};
+    use wasmtime::Store;
+
+    /// The smallest component: the preamble of an empty one.
+    const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";
+
+    #[tokio::test]
+    async fn a_full_instance_pool_answers_503_and_is_not_the_guests_trap() {
+        let engine = super::super::new_engine(1).expect("engine");
+        let component = Component::new(&engine, EMPTY_COMPONENT).expect("empty component");
+        let linker = Linker::<()>::new(&engine);
+        let mut first = Store::new(&engine, ());
+        let _held = linker
+            .instantiate_async(&mut first, &component)
+            .await
+            .expect("the pool's one slot");
+        let mut second = Store::new(&engine, ());
+        let e = linker
+            .instantiate_async(&mut second, &component)
+            .await
+            .expect_err("the pool holds one instance");
+        let (status, reason, trapped) = trap_status(&e, Duration::from_secs(1));
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!trapped, "not counted as a trap");
+        assert!(reason.starts_with("no instance could be made"), "{reason}");
+    }
 }

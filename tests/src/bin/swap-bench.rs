@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use dubbo_wasm_host::config::{GuestConfig, Trigger};
 use dubbo_wasm_host::wasm::watch::SETTLED;
-use dubbo_wasm_host::wasm::{guest::compile_bytes, new_engine};
+use dubbo_wasm_host::wasm::{guest::compile_bytes, new_engine, MIN_POOL_INSTANCES};
 use dubbo_wasm_host_tests::admin::{
     exchange, json, stage_beside, unique_variant, version_of, STARTUP,
 };
@@ -217,7 +217,7 @@ fn load_ms(admin: &str) -> anyhow::Result<f64> {
 
 /// Compiles `n` fresh variants of `component` with an engine built as the host builds its own.
 fn compile_fresh(component: &[u8], n: usize) -> anyhow::Result<Vec<Duration>> {
-    let engine = new_engine()?;
+    let engine = new_engine(MIN_POOL_INSTANCES)?;
     let cfg = GuestConfig {
         name: "bench".to_string(),
         path: PathBuf::from("bench.wasm"),
