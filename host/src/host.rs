@@ -186,6 +186,8 @@ pub struct Host {
     pub(crate) stopping: AtomicBool,
     /// One config reload at a time.
     pub(crate) reloading: tokio::sync::Mutex<()>,
+    /// Component instances the engine's pool holds (sized from the config at start).
+    pub(crate) instance_pool: usize,
 }
 
 impl Host {
@@ -276,6 +278,14 @@ impl Host {
         }
         if new.admin != old.admin {
             tracing::warn!("[admin] changed; restart the host to apply it");
+        }
+        let wanted = crate::wasm::pool_instances(&new);
+        if wanted > self.instance_pool {
+            tracing::warn!(
+                wanted,
+                held = self.instance_pool,
+                "the guests' max-instances now want more instance slots than the pool sized at start holds; restart the host to resize it (until then requests beyond it get 503)"
+            );
         }
         let old_sessions = self.sessions.lock().map(|s| s.clone()).unwrap_or_default();
         let sessions = connect_registries(&new, &old_sessions).await?;

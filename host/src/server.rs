@@ -34,9 +34,8 @@ pub async fn serve(config_path: &Path) -> Result<(), HostError> {
     let sessions = connect_registries(&config, &Sessions::new()).await?;
     let pool = Arc::new(ConnectionPool::default());
     let refs = References::build(&config, &pool, &by_id(&sessions)).await?;
-    let loader = Arc::new(crate::wasm::Loader::new(new_engine(pool_instances(
-        &config,
-    ))?));
+    let instance_pool = pool_instances(&config);
+    let loader = Arc::new(crate::wasm::Loader::new(new_engine(instance_pool)?));
     let host = Arc::new(Host {
         config: ArcSwap::from_pointee(config.clone()),
         loader,
@@ -48,6 +47,7 @@ pub async fn serve(config_path: &Path) -> Result<(), HostError> {
         watch: Mutex::new(None),
         stopping: AtomicBool::new(false),
         reloading: tokio::sync::Mutex::new(()),
+        instance_pool,
     });
     let mut slots = HashMap::new();
     for g in config.guests.iter().filter(|g| g.trigger == Trigger::Http) {
