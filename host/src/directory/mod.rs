@@ -31,7 +31,7 @@ pub struct DirectoryState {
     pub consumer: Option<Url>,
     /// What the routers leave of `invokers` for the invocations they all route alike
     /// ([`Router::routes_alike`]), computed by the first such call.
-    pub routed_alike: OnceLock<Vec<Arc<dyn Invoker>>>,
+    pub routed_alike: OnceLock<Arc<[Arc<dyn Invoker>]>>,
 }
 
 /// The provider set of one reference.
@@ -93,10 +93,10 @@ impl Directory {
         // Most calls carry nothing a router reads (no `dubbo.tag`, say): they all get the same
         // providers, routed once per provider set, as Dubbo 3's routers cache per notification.
         if state.routers.iter().all(|r| r.routes_alike(inv)) {
-            state
-                .routed_alike
-                .get_or_init(|| route_all(&state.routers, &state.invokers, &self.consumer, inv));
-            return Listed::RoutedAlike(state);
+            let routed = state.routed_alike.get_or_init(|| {
+                route_all(&state.routers, &state.invokers, &self.consumer, inv).into()
+            });
+            return Listed::RoutedAlike(routed.clone());
         }
         Listed::Routed(route_all(
             &state.routers,
@@ -112,7 +112,7 @@ pub enum Listed {
     /// Every provider of the state (no routers).
     All(Arc<DirectoryState>),
     /// The state's providers as routed for every invocation the routers route alike.
-    RoutedAlike(Arc<DirectoryState>),
+    RoutedAlike(Arc<[Arc<dyn Invoker>]>),
     /// What the routers left.
     Routed(Vec<Arc<dyn Invoker>>),
 }
@@ -123,7 +123,7 @@ impl std::ops::Deref for Listed {
     fn deref(&self) -> &[Arc<dyn Invoker>] {
         match self {
             Listed::All(state) => &state.invokers,
-            Listed::RoutedAlike(state) => state.routed_alike.get().map_or(&[], Vec::as_slice),
+            Listed::RoutedAlike(invokers) => invokers,
             Listed::Routed(invokers) => invokers,
         }
     }

@@ -162,19 +162,19 @@ impl Link {
                 if st.closed.is_some() {
                     return Err(Closed);
                 }
-                if st.owner == Owner::Nobody && !gather {
+                let idle = st.owner == Owner::Nobody;
+                if idle && !gather {
                     st.owner = Owner::Caller;
                     true
-                } else if st.owner == Owner::Nobody {
+                } else if idle || st.queue.len() < self.backlog {
                     st.queue.extend_from_slice(&frame);
                     st.waiters.extend(written.take());
-                    st.owner = Owner::Flusher;
-                    drop(st);
-                    self.wake.notify_one();
-                    return Ok(());
-                } else if st.queue.len() < self.backlog {
-                    st.queue.extend_from_slice(&frame);
-                    st.waiters.extend(written.take());
+                    if idle {
+                        // A gathered frame on an idle socket: the flusher takes it over.
+                        st.owner = Owner::Flusher;
+                        drop(st);
+                        self.wake.notify_one();
+                    }
                     return Ok(());
                 } else {
                     false
