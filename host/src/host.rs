@@ -279,14 +279,7 @@ impl Host {
         if new.admin != old.admin {
             tracing::warn!("[admin] changed; restart the host to apply it");
         }
-        let wanted = crate::wasm::pool_instances(&new);
-        if wanted > self.instance_pool {
-            tracing::warn!(
-                wanted,
-                held = self.instance_pool,
-                "the guests' max-instances now want more instance slots than the pool sized at start holds; restart the host to resize it (until then requests beyond it get 503)"
-            );
-        }
+        crate::wasm::warn_if_pool_short(&new, self.instance_pool);
         let old_sessions = self.sessions.lock().map(|s| s.clone()).unwrap_or_default();
         let sessions = connect_registries(&new, &old_sessions).await?;
         let old_refs = self.references();

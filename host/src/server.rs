@@ -21,7 +21,7 @@ use crate::protocol::dubbo::ConnectionPool;
 use crate::reference::References;
 use crate::wasm::http::HttpTrigger;
 use crate::wasm::watch::FileWatch;
-use crate::wasm::{new_engine, pool_instances};
+use crate::wasm::{new_engine, pool_instances, warn_if_pool_short};
 
 /// Default bound on finishing requests at shutdown (Dubbo's `dubbo.service.shutdown.wait`).
 const DEFAULT_SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
@@ -36,6 +36,7 @@ pub async fn serve(config_path: &Path) -> Result<(), HostError> {
     let refs = References::build(&config, &pool, &by_id(&sessions)).await?;
     let instance_pool = pool_instances(&config);
     let loader = Arc::new(crate::wasm::Loader::new(new_engine(instance_pool)?));
+    warn_if_pool_short(&config, instance_pool);
     let host = Arc::new(Host {
         config: ArcSwap::from_pointee(config.clone()),
         loader,

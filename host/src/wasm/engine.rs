@@ -38,12 +38,30 @@ pub const MAX_POOL_INSTANCES: usize = 8192;
 /// [`MIN_POOL_INSTANCES`], at most [`MAX_POOL_INSTANCES`] (config validation keeps
 /// `max-instances` within half of that).
 pub fn pool_instances(config: &Config) -> usize {
-    let wanted: usize = config
+    instances_wanted(config).clamp(MIN_POOL_INSTANCES, MAX_POOL_INSTANCES)
+}
+
+/// Twice the sum of the guests' `max-instances`, unbounded.
+fn instances_wanted(config: &Config) -> usize {
+    config
         .guests
         .iter()
         .map(|g| super::guest::max_instances(g).saturating_mul(2))
-        .fold(0, usize::saturating_add);
-    wanted.clamp(MIN_POOL_INSTANCES, MAX_POOL_INSTANCES)
+        .fold(0, usize::saturating_add)
+}
+
+/// Logs when `config`'s guests want more instance slots than a pool of `held` has: more guests
+/// at their `max-instances` than [`MAX_POOL_INSTANCES`] covers, or a reloaded config that grew
+/// beyond the pool sized at start (it cannot grow).
+pub fn warn_if_pool_short(config: &Config, held: usize) {
+    let wanted = instances_wanted(config);
+    if wanted > held {
+        tracing::warn!(
+            wanted,
+            held,
+            "the guests' max-instances want more instance slots than the pool holds; requests beyond it get 503 (lower max-instances, or restart the host if the config grew since it started)"
+        );
+    }
 }
 
 /// Builds the engine, its instance pool sized for `instances` component instances at once

@@ -13,7 +13,9 @@ pub mod slot;
 pub mod state;
 pub mod watch;
 
-pub use engine::{new_engine, pool_instances, MAX_POOL_INSTANCES, MIN_POOL_INSTANCES};
+pub use engine::{
+    new_engine, pool_instances, warn_if_pool_short, MAX_POOL_INSTANCES, MIN_POOL_INSTANCES,
+};
 pub use guest::{Digest, Guest};
 pub use loader::Loader;
 pub use prepare::{prepare, Prepared};
