@@ -242,19 +242,18 @@ async fn run_guest(
     let answer = loop {
         let step = tokio::select! {
             biased;
-            answer = &mut rx, if !unanswered => Step::Answered(answer),
-            done = &mut run => Step::Finished(done),
+            step = guest_step(&mut run, &mut rx, unanswered) => step,
             () = &mut timed_out => Step::Late,
             () = &mut gone => Step::ShuttingDown,
         };
         match step {
-            Step::Answered(Ok(answer)) => {
+            Step::Answered(answer) => {
                 // It finishes here if it can without waiting (the usual case: the body is
                 // written), else on a task of its own while hyper sends the body.
                 run.finish_or_detach();
                 break answer;
             }
-            Step::Answered(Err(_)) => unanswered = true,
+            Step::Unanswered => unanswered = true,
             Step::Finished(Err(e)) => return Err(trap_status(&e, limit)),
             // Finished without a trap: it set a response or it did not.
             Step::Finished(Ok(())) => break rx.try_recv().map_err(|_| no_response())?,
@@ -278,9 +277,37 @@ async fn run_guest(
     }
 }
 
+/// Polls the guest until it finishes or sets its response slot. The slot is read after each
+/// poll of the guest, without a waker: only the guest's own code (run inside that poll) sets
+/// it, and a waker there would wake this very task while it runs, which Tokio answers by
+/// queueing it behind the others and waking an idle worker to steal it: a futex call and a
+/// move to the other core on every request.
+fn guest_step<'a>(
+    run: &'a mut Running,
+    rx: &'a mut tokio::sync::oneshot::Receiver<HostResponse>,
+    unanswered: bool,
+) -> impl Future<Output = Step> + 'a {
+    use tokio::sync::oneshot::error::TryRecvError;
+    std::future::poll_fn(move |cx| {
+        let done = std::pin::Pin::new(&mut *run).poll(cx);
+        if !unanswered {
+            match rx.try_recv() {
+                Ok(answer) => return std::task::Poll::Ready(Step::Answered(answer)),
+                Err(TryRecvError::Closed) if done.is_pending() => {
+                    return std::task::Poll::Ready(Step::Unanswered)
+                }
+                Err(_) => {}
+            }
+        }
+        done.map(Step::Finished)
+    })
+}
+
 /// What ended one wait of a request.
 enum Step {
-    Answered(Result<HostResponse, tokio::sync::oneshot::error::RecvError>),
+    Answered(HostResponse),
+    /// The guest dropped its response slot unset and is still running.
+    Unanswered,
     Finished(Result<(), wasmtime::Error>),
     Late,
     ShuttingDown,
@@ -425,6 +452,81 @@ mod tests {
 
     /// The smallest component: the preamble of an empty one.
     const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";
+
+    /// A waker that counts its wakes.
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Polls `guest_step` once over a guest run that does `act` with its response slot and
+    /// then stays pending or ends; returns what it gave and how often it woke its task.
+    fn step_once(
+        act: impl FnOnce(tokio::sync::oneshot::Sender<HostResponse>) + Send + 'static,
+        ends: bool,
+        unanswered: bool,
+    ) -> (std::task::Poll<Step>, usize) {
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        let mut act = Some((act, tx));
+        let mut run = Running(Some(Box::pin(std::future::poll_fn(move |_| {
+            if let Some((act, tx)) = act.take() {
+                act(tx);
+            }
+            if ends {
+                std::task::Poll::Ready(Ok(()))
+            } else {
+                std::task::Poll::Pending
+            }
+        }))));
+        let counting = Arc::new(Counting(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(counting.clone());
+        let mut cx = std::task::Context::from_waker(&waker);
+        let step = std::pin::pin!(guest_step(&mut run, &mut rx, unanswered)).poll(&mut cx);
+        run.stop();
+        (step, counting.0.load(Ordering::SeqCst))
+    }
+
+    fn answered() -> impl FnOnce(tokio::sync::oneshot::Sender<HostResponse>) + Send {
+        |tx| {
+            let _ = tx.send(Err(ErrorCode::InternalError(None)));
+        }
+    }
+
+    #[test]
+    fn a_response_set_by_the_running_guest_is_taken_without_waking_its_own_task() {
+        let (step, wakes) = step_once(answered(), false, false);
+        assert!(matches!(
+            step,
+            std::task::Poll::Ready(Step::Answered(Err(_)))
+        ));
+        // A wake here would queue the request's task behind the others and wake an idle
+        // worker to steal it, on every request.
+        assert_eq!(wakes, 0, "the response woke the task that set it");
+    }
+
+    #[test]
+    fn a_slot_dropped_unset_is_told_apart_from_a_guest_that_ended() {
+        let (step, wakes) = step_once(drop, false, false);
+        assert!(matches!(step, std::task::Poll::Ready(Step::Unanswered)));
+        assert_eq!(wakes, 0);
+        // Told once: after it, only the guest's end counts.
+        let (step, _) = step_once(drop, false, true);
+        assert!(step.is_pending());
+        // A guest that ended is told by its result, which says why it set no response.
+        let (step, _) = step_once(drop, true, false);
+        assert!(matches!(
+            step,
+            std::task::Poll::Ready(Step::Finished(Ok(())))
+        ));
+        let (step, _) = step_once(|tx| std::mem::forget(tx), false, false);
+        assert!(step.is_pending(), "nothing set yet and the guest runs on");
+        // A guest that answered and ended in the same poll gives its answer.
+        let (step, _) = step_once(answered(), true, false);
+        assert!(matches!(step, std::task::Poll::Ready(Step::Answered(_))));
+    }
 
     #[tokio::test]
     async fn a_full_instance_pool_answers_503_and_is_not_the_guests_trap() {
