@@ -185,9 +185,13 @@ fn main() {
     let engine = new_engine(MIN_POOL_INSTANCES).expect("engine");
     for g in &cfg.guests {
         let guest = Guest::load(&engine, g, &cfg.guest_path(g), &refs).expect("load guest");
-        count(&format!("store for {} (no instance)", g.name), 2_000, || {
-            std::hint::black_box(guest.new_store());
-        });
+        count(
+            &format!("store for {} (no instance)", g.name),
+            2_000,
+            || {
+                std::hint::black_box(guest.new_store());
+            },
+        );
         count(
             &format!("instantiate {} (fresh instance)", g.name),
             200,

@@ -16,8 +16,8 @@
 //! [`Inbound`] side finds to be a protocol violation closes the connection too.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -98,21 +98,30 @@ pub struct Closed;
 /// Where frames go out: the socket's write side, shared by callers and the flusher.
 pub type Outbound = Arc<Link>;
 
-/// The write side of one connection. Whoever owns it writes; everyone else appends to the
-/// queue. A caller that finds nobody writing takes ownership and writes its frame itself, with
-/// the lock released (one non-blocking `try_write`, no hop through another task); frames that
-/// other callers queued meanwhile, or what the socket did not take, are handed to the flusher
-/// task, which owns the socket until the queue is empty, writing it in batches. A caller whose
-/// frame may be gathered ([`Outgoing::gather`]: other calls are in flight) queues it and hands
-/// ownership to the flusher, which first lets the scheduler run the tasks that are ready (their
-/// frames join the queue) and then writes them all in one syscall. So under load one syscall
-/// carries many frames, and the provider reads them in one go; on an idle connection a call
-/// costs one syscall on the caller's own task.
+/// The write side of one connection. Whoever owns it writes; everyone else queues. A caller
+/// that finds nobody writing takes ownership (a compare-and-swap, no lock) and writes its frame
+/// itself (one non-blocking `try_write`, no hop through another task), then gives ownership
+/// back the same way. Frames that other callers queued meanwhile, or what the socket did not
+/// take, are handed to the flusher task, which owns the socket until the queue is empty,
+/// writing it in batches, one write each. A caller whose frame may be gathered
+/// ([`Outgoing::gather`]: other calls are in flight) queues it and hands ownership to the
+/// flusher, which first lets the scheduler run the tasks that are ready (their frames join the
+/// queue) and then writes them all in one syscall. So under load one syscall carries many
+/// frames, and the provider reads them in one go; on an idle connection a call costs one
+/// syscall on the caller's own task, and takes no lock: ownership is one atomic word, taken
+/// and given back with a compare-and-swap and a store.
 pub struct Link {
     /// The provider's address, for the log.
     addr: String,
     wr: OwnedWriteHalf,
-    state: std::sync::Mutex<LinkState>,
+    /// Who may write to the socket now: [`NOBODY`], [`CALLER`] or [`FLUSHER`].
+    owner: AtomicU8,
+    /// Frames waiting for the flusher, in the order they were queued, and their waiters.
+    queue: std::sync::Mutex<Queue>,
+    /// Bytes in `queue`, set under its lock and read without it.
+    queued: AtomicUsize,
+    /// Set once, when the link closes: why.
+    closed: OnceLock<String>,
     /// Wakes the flusher when it is handed ownership.
     wake: Notify,
     /// Wakes callers waiting for room in the queue.
@@ -122,24 +131,18 @@ pub struct Link {
     writes: AtomicU64,
 }
 
-/// Who may write to the socket now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-enum Owner {
-    /// Nobody: the next caller writes directly.
-    #[default]
-    Nobody,
-    /// A caller is writing its own frame.
-    Caller,
-    /// The flusher task is writing the queue.
-    Flusher,
-}
+/// [`Link::owner`]: nobody writes; the next caller writes directly.
+const NOBODY: u8 = 0;
+/// [`Link::owner`]: a caller is writing its own frame.
+const CALLER: u8 = 1;
+/// [`Link::owner`]: the flusher task is writing the queue.
+const FLUSHER: u8 = 2;
 
+/// Frames queued for the flusher, back to back, and who waits for them to be written.
 #[derive(Default)]
-struct LinkState {
-    queue: BytesMut,
+struct Queue {
+    bytes: BytesMut,
     waiters: Vec<oneshot::Sender<()>>,
-    owner: Owner,
-    closed: Option<String>,
 }
 
 impl Link {
@@ -148,51 +151,70 @@ impl Link {
     pub async fn send(&self, out: Outgoing) -> Result<(), Closed> {
         let Outgoing {
             frame,
-            mut written,
+            written,
             gather,
         } = out;
+        let mut written = written;
         loop {
+            if self.is_closed() {
+                return Err(Closed);
+            }
+            // Not past frames still queued: a caller's frames go out in the order it sent them.
+            if !gather && self.queued.load(Ordering::SeqCst) == 0 && self.take(CALLER) {
+                return self.write_owned(&frame, written);
+            }
             // Created before the queue is looked at, so a `notify_waiters` after that wakes it
             // (a `Notified` sees those from its creation); it costs no lock until awaited.
             let room = self.room.notified();
-            let own = {
-                let Ok(mut st) = self.state.lock() else {
-                    return Err(Closed);
-                };
-                if st.closed.is_some() {
-                    return Err(Closed);
+            if self.queued.load(Ordering::SeqCst) < self.backlog {
+                {
+                    let Ok(mut q) = self.queue.lock() else {
+                        return Err(Closed);
+                    };
+                    q.bytes.extend_from_slice(&frame);
+                    q.waiters.extend(written.take());
+                    self.queued.store(q.bytes.len(), Ordering::SeqCst);
                 }
-                let idle = st.owner == Owner::Nobody;
-                if idle && !gather {
-                    st.owner = Owner::Caller;
-                    true
-                } else if idle || st.queue.len() < self.backlog {
-                    st.queue.extend_from_slice(&frame);
-                    st.waiters.extend(written.take());
-                    if idle {
-                        // A gathered frame on an idle socket: the flusher takes it over.
-                        st.owner = Owner::Flusher;
-                        drop(st);
-                        self.wake.notify_one();
-                    }
-                    return Ok(());
-                } else {
-                    false
+                // Whoever gives ownership up looks at `queued` after it, and this looks at the
+                // owner after counting the frame in: one of the two sees the other and hands
+                // the queue to the flusher.
+                if self.owner.load(Ordering::SeqCst) == NOBODY {
+                    self.hand_to_flusher();
                 }
-            };
-            if own {
-                return self.write_owned(&frame, written);
+                return Ok(());
             }
             room.await;
         }
     }
 
-    /// Writes `frame` as the owner, then gives ownership up, or to the flusher when frames
-    /// queued meanwhile or the socket did not take all of it.
+    /// Takes ownership for `who` if nobody has it.
+    fn take(&self, who: u8) -> bool {
+        self.owner
+            .compare_exchange(NOBODY, who, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Gives ownership to the flusher, if nobody has it, and wakes it.
+    fn hand_to_flusher(&self) {
+        if self.take(FLUSHER) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Gives ownership up; hands it to the flusher if frames were queued meanwhile.
+    fn give_up(&self) {
+        self.owner.store(NOBODY, Ordering::SeqCst);
+        if self.queued.load(Ordering::SeqCst) > 0 {
+            self.hand_to_flusher();
+        }
+    }
+
+    /// Writes `frame` as the owner, then gives ownership up, or to the flusher when the socket
+    /// did not take all of it.
     fn write_owned(
         &self,
         frame: &[u8],
-        mut written: Option<oneshot::Sender<()>>,
+        written: Option<oneshot::Sender<()>>,
     ) -> Result<(), Closed> {
         let mut sent = 0;
         let mut failed = None;
@@ -213,37 +235,30 @@ impl Link {
                 }
             }
         }
-        let Ok(mut st) = self.state.lock() else {
-            return Err(Closed);
-        };
         if let Some(e) = failed {
             tracing::warn!(provider = %self.addr, error = %e, "write failed; closing connection");
-            st.closed
-                .get_or_insert_with(|| format!("write failed: {e}"));
-            drop(st);
-            self.wake.notify_one();
-            self.room.notify_waiters();
+            self.close(&format!("write failed: {e}"));
             return Err(Closed);
         }
-        let whole = sent == frame.len();
-        if !whole {
-            // The rest of this frame goes out before what others queued behind it.
-            let mut queue = BytesMut::with_capacity(frame.len() - sent + st.queue.len());
-            queue.extend_from_slice(&frame[sent..]);
-            queue.extend_from_slice(&st.queue);
-            st.queue = queue;
-            st.waiters.extend(written.take());
-            st.owner = Owner::Flusher;
-        } else if st.queue.is_empty() {
-            st.owner = Owner::Nobody;
-        } else {
-            st.owner = Owner::Flusher;
-        }
-        let hand_off = st.owner == Owner::Flusher;
-        drop(st);
-        if hand_off {
+        if sent < frame.len() {
+            // The rest of this frame goes out before what others queued behind it; still the
+            // owner, so the flusher cannot be taking the queue meanwhile.
+            let Ok(mut q) = self.queue.lock() else {
+                self.close("connection state poisoned");
+                return Err(Closed);
+            };
+            let mut bytes = BytesMut::with_capacity(frame.len() - sent + q.bytes.len());
+            bytes.extend_from_slice(&frame[sent..]);
+            bytes.extend_from_slice(&q.bytes);
+            q.bytes = bytes;
+            q.waiters.extend(written);
+            self.queued.store(q.bytes.len(), Ordering::SeqCst);
+            drop(q);
+            self.owner.store(FLUSHER, Ordering::SeqCst);
             self.wake.notify_one();
+            return Ok(());
         }
+        self.give_up();
         if let Some(w) = written {
             let _ = w.send(());
         }
@@ -272,11 +287,15 @@ impl Link {
         self.writes.load(Ordering::Relaxed)
     }
 
+    fn is_closed(&self) -> bool {
+        self.closed.get().is_some()
+    }
+
     /// Marks the link closed with `why` (the first reason wins) and wakes whoever waits.
     fn close(&self, why: &str) {
-        if let Ok(mut st) = self.state.lock() {
-            st.closed.get_or_insert_with(|| why.to_string());
-            st.waiters.clear();
+        let _ = self.closed.set(why.to_string());
+        if let Ok(mut q) = self.queue.lock() {
+            q.waiters.clear();
         }
         self.wake.notify_one();
         self.room.notify_waiters();
@@ -370,7 +389,10 @@ impl Connection {
         let link = Arc::new(Link {
             addr: addr.to_string(),
             wr,
-            state: std::sync::Mutex::new(LinkState::default()),
+            owner: AtomicU8::new(NOBODY),
+            queue: std::sync::Mutex::new(Queue::default()),
+            queued: AtomicUsize::new(0),
+            closed: OnceLock::new(),
             wake: Notify::new(),
             room: Notify::new(),
             backlog: BACKLOG_MIN.max(cfg.payload.saturating_mul(2)),
@@ -417,6 +439,7 @@ impl Drop for Connection {
 /// empty (then callers write directly again), the link closes, or a write stalls.
 async fn flush_loop<I: Inbound>(link: Arc<Link>, stall: Arc<StallLimit>, inbound: Arc<I>) {
     let addr = &link.addr;
+    // The frames taken from the queue, and who waits for them.
     let mut batch = BytesMut::with_capacity(16 * 1024);
     let mut waiters = Vec::new();
     // Whether the tasks that were ready when the flusher got the queue have run since, adding
@@ -424,46 +447,46 @@ async fn flush_loop<I: Inbound>(link: Arc<Link>, stall: Arc<StallLimit>, inbound
     let mut gathered = false;
     let why = loop {
         let wake = link.wake.notified();
-        // What the queue says, decided under the lock and acted on after it.
-        let next = {
-            let Ok(mut st) = link.state.lock() else {
+        if let Some(why) = link.closed.get() {
+            // Closed by the reader, the exchange, or a caller whose write failed (which
+            // logged it).
+            tracing::debug!(provider = %addr, reason = %why, "flusher ends");
+            inbound.closed(why);
+            return;
+        }
+        if link.owner.load(Ordering::SeqCst) != FLUSHER {
+            wake.await;
+            continue;
+        }
+        // The owner: take the whole queue (a caller's unwritten rest is at its front).
+        {
+            let Ok(mut q) = link.queue.lock() else {
                 break "connection state poisoned".to_string();
             };
-            match &st.closed {
-                Some(why) => Flush::Closed(why.clone()),
-                None if st.owner != Owner::Flusher => Flush::Idle,
-                None if st.queue.is_empty() => {
-                    st.owner = Owner::Nobody;
-                    continue;
+            if !q.bytes.is_empty() {
+                if batch.is_empty() {
+                    std::mem::swap(&mut batch, &mut q.bytes);
+                } else {
+                    // Queued while the flusher let the ready tasks run: behind what it took.
+                    batch.extend_from_slice(&q.bytes);
+                    q.bytes.clear();
                 }
-                None if !gathered => Flush::Gather,
-                None => {
-                    std::mem::swap(&mut batch, &mut st.queue);
-                    waiters.append(&mut st.waiters);
-                    Flush::Write
-                }
+                waiters.append(&mut q.waiters);
+                link.queued.store(0, Ordering::SeqCst);
+                drop(q);
+                link.room.notify_waiters();
             }
-        };
-        match next {
-            Flush::Idle => {
-                wake.await;
-                continue;
-            }
-            Flush::Gather => {
-                gathered = true;
-                behind_the_ready_tasks().await;
-                continue;
-            }
-            Flush::Closed(why) => {
-                // Closed by the reader, the exchange, or a caller whose write failed (which
-                // logged it).
-                tracing::debug!(provider = %addr, reason = %why, "flusher ends");
-                inbound.closed(&why);
-                return;
-            }
-            Flush::Write => {}
         }
-        link.room.notify_waiters();
+        if batch.is_empty() {
+            gathered = false;
+            link.give_up();
+            continue;
+        }
+        if !gathered {
+            gathered = true;
+            behind_the_ready_tasks().await;
+            continue;
+        }
         let limit = stall.get();
         match tokio::time::timeout(limit, link.write_all(&batch)).await {
             Ok(Ok(())) => {}
@@ -503,18 +526,6 @@ async fn behind_the_ready_tasks() {
         std::task::Poll::Pending
     })
     .await
-}
-
-/// The flusher's next step.
-enum Flush {
-    /// Not the owner: wait to be handed the socket.
-    Idle,
-    /// The owner: let the ready tasks add their frames before writing.
-    Gather,
-    /// Write the batch just taken from the queue.
-    Write,
-    /// The link closed, with why.
-    Closed(String),
 }
 
 async fn read_loop<I: Inbound>(
@@ -661,6 +672,79 @@ mod tests {
         }
         let got = receive(&mut peer, 300).await;
         assert_eq!(got, [[0u8; 100], [1; 100], [2; 100]].concat());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn what_the_socket_did_not_take_of_a_callers_frame_goes_out_before_frames_queued_after_it(
+    ) {
+        let (conn, mut peer) = connected().await;
+        let out = conn.outbound().clone();
+        // More than loopback's socket buffers hold while the peer is not reading.
+        const BIG: usize = 32 << 20;
+        let big = BytesMut::from(&vec![7u8; BIG][..]);
+        out.send(Outgoing::frame(big)).await.expect("sent");
+        assert_eq!(
+            out.owner.load(Ordering::SeqCst),
+            FLUSHER,
+            "the rest was handed to the flusher"
+        );
+        for i in 0..3u8 {
+            out.send(Outgoing::frame(frame(i))).await.expect("queued");
+        }
+        let got = receive(&mut peer, BIG + 300).await;
+        assert!(
+            got[..BIG].iter().all(|&b| b == 7),
+            "the big frame first, whole"
+        );
+        assert_eq!(&got[BIG..], [[0u8; 100], [1; 100], [2; 100]].concat());
+        // All written: the socket is nobody's again, and the next frame is its caller's write.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(out.owner.load(Ordering::SeqCst), NOBODY);
+        let before = out.writes();
+        out.send(Outgoing::frame(frame(9))).await.expect("sent");
+        assert_eq!(out.writes(), before + 1);
+        assert_eq!(receive(&mut peer, 100).await, [9u8; 100]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn frames_from_many_callers_on_two_workers_all_arrive_whole() {
+        let (conn, mut peer) = connected().await;
+        let out = conn.outbound().clone();
+        // Callers on both workers, some writing themselves and some queueing, so ownership
+        // changes hands between callers and the flusher many times.
+        let callers: Vec<_> = (0..16u8)
+            .map(|c| {
+                let out = out.clone();
+                tokio::spawn(async move {
+                    for i in 0..200u8 {
+                        let f = BytesMut::from(&[c, i, c ^ i, 0xAA][..]);
+                        let o = if (c + i) % 3 == 0 {
+                            Outgoing::gathered(f)
+                        } else {
+                            Outgoing::frame(f)
+                        };
+                        out.send(o).await.expect("sent");
+                        if i % 16 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        let got = receive(&mut peer, 16 * 200 * 4).await;
+        for c in callers {
+            c.await.expect("caller");
+        }
+        let mut next = [0u8; 16];
+        for f in got.chunks(4) {
+            let (c, i) = (f[0], f[1]);
+            assert_eq!(f[2..], [c ^ i, 0xAA], "frame {c}/{i} arrived whole");
+            assert_eq!(next[usize::from(c)], i, "caller {c}'s frames in its order");
+            next[usize::from(c)] += 1;
+        }
+        assert!(next.iter().all(|&n| n == 200));
     }
 
     #[tokio::test(flavor = "current_thread")]
