@@ -521,7 +521,7 @@ mod tests {
             step,
             std::task::Poll::Ready(Step::Finished(Ok(())))
         ));
-        let (step, _) = step_once(|tx| std::mem::forget(tx), false, false);
+        let (step, _) = step_once(std::mem::forget, false, false);
         assert!(step.is_pending(), "nothing set yet and the guest runs on");
         // A guest that answered and ended in the same poll gives its answer.
         let (step, _) = step_once(answered(), true, false);
