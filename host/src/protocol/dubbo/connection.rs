@@ -171,6 +171,11 @@ impl Link {
                     let Ok(mut q) = self.queue.lock() else {
                         return Err(Closed);
                     };
+                    // Looked at again under the lock that `close` takes to drop the waiters,
+                    // so that no waiter is queued after the flusher has ended.
+                    if self.is_closed() {
+                        return Err(Closed);
+                    }
                     q.bytes.extend_from_slice(&frame);
                     q.waiters.extend(written.take());
                     self.queued.store(q.bytes.len(), Ordering::SeqCst);
@@ -247,6 +252,9 @@ impl Link {
                 self.close("connection state poisoned");
                 return Err(Closed);
             };
+            if self.is_closed() {
+                return Err(Closed);
+            }
             let mut bytes = BytesMut::with_capacity(frame.len() - sent + q.bytes.len());
             bytes.extend_from_slice(&frame[sent..]);
             bytes.extend_from_slice(&q.bytes);
