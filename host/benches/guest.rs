@@ -114,6 +114,22 @@ fn guests(c: &mut Criterion) {
                 })
             })
         });
+        // The end of a fresh instance's life alone: the store dropped, its slot reset.
+        group.bench_function(format!("drop/{}", g.name), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut spent = Duration::ZERO;
+                    for _ in 0..iters {
+                        let mut store = guest.new_store();
+                        black_box(guest.pre().instantiate_async(&mut store).await.is_ok());
+                        let start = std::time::Instant::now();
+                        drop(store);
+                        spent += start.elapsed();
+                    }
+                    spent
+                })
+            })
+        });
     }
 
     let demo = refs.get("demo").expect("demo reference").clone();
