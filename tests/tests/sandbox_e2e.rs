@@ -407,6 +407,31 @@ fn by_default_every_request_gets_a_fresh_instance() {
 }
 
 #[test]
+fn by_default_a_request_starts_on_a_fresh_instance_made_ahead_of_it() {
+    let (_provider, provider) = start_provider();
+    let text = config(&provider, &probe("")).replace(
+        &http_listener("127.0.0.1:0"),
+        &dubbo_wasm_host_tests::config::listeners(),
+    );
+    let path = scratch_dir("made-ahead").join("host.toml");
+    std::fs::write(&path, text).expect("write config");
+    let host = dubbo_wasm_host_tests::admin::serve(&path, "probe");
+    // After the first request, each finds the instance made while the host was idle: still
+    // one that no request ran on.
+    assert_eq!(
+        counts(&host.http, 5),
+        vec![1; 5],
+        "global state carried over"
+    );
+    let slot = dubbo_wasm_host_tests::admin::slot(&host.admin, "probe");
+    let made_ahead = dubbo_wasm_host_tests::admin::count(&slot, "made_ahead");
+    assert!(
+        (3..=4).contains(&made_ahead),
+        "{made_ahead} of 5 requests started on an instance made ahead; {slot}"
+    );
+}
+
+#[test]
 fn instance_reuse_serves_n_requests_from_one_instance_then_recycles() {
     let (_provider, provider) = start_provider();
     let (_host, addr) = serve("reuse-n", &config(&provider, &probe("instance-reuse = 3")));

@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -118,6 +119,13 @@ pub struct Guest {
     /// Instances between requests, when `reuse` > 1; at most `max-instances`.
     idle: Mutex<Vec<Warm>>,
     max_idle: usize,
+    /// When `reuse` is 1: one instance made ahead, that no request has run on yet, so that a
+    /// request finds it ready instead of instantiating on its own time.
+    spare: Mutex<Option<Warm>>,
+    /// Whether a task is making the spare.
+    refilling: AtomicBool,
+    /// Requests this version started on the spare.
+    made_ahead: AtomicU64,
 }
 
 impl Guest {
@@ -158,6 +166,9 @@ impl Guest {
             reuse: cfg.instance_reuse.unwrap_or(1).max(1),
             idle: Mutex::new(Vec::new()),
             max_idle: max_instances,
+            spare: Mutex::new(None),
+            refilling: AtomicBool::new(false),
+            made_ahead: AtomicU64::new(0),
         })
     }
 
@@ -217,18 +228,27 @@ impl Guest {
         store
     }
 
+    /// How many requests this version started on an instance made ahead of them.
+    pub fn made_ahead(&self) -> u64 {
+        self.made_ahead.load(Ordering::Relaxed)
+    }
+
     /// `instance-reuse`: how many requests one instance serves (1: a fresh one each).
     pub fn reuse(&self) -> u32 {
         self.reuse
     }
 
-    /// An instance that served earlier requests and may serve this one, started on it.
+    /// An instance to start this request on: one that served earlier requests and may serve
+    /// this one (`instance-reuse`), or by default the spare made ahead, which none has run on.
     pub fn take_warm(&self) -> Option<Warm> {
-        if self.reuse <= 1 {
-            // The default: nothing is ever kept, so no lock per request.
-            return None;
-        }
-        let mut warm = self.idle.lock().ok()?.pop()?;
+        let mut warm = if self.reuse <= 1 {
+            // Never waits: a request that finds the spare being put or taken makes its own.
+            let spare = self.spare.try_lock().ok()?.take()?;
+            self.made_ahead.fetch_add(1, Ordering::Relaxed);
+            spare
+        } else {
+            self.idle.lock().ok()?.pop()?
+        };
         warm.store.data_mut().begin_request(self.timeout);
         warm.store.set_epoch_deadline(1);
         Some(warm)
@@ -245,6 +265,48 @@ impl Guest {
                 idle.push(warm);
             }
         }
+    }
+
+    /// By default (`instance-reuse` 1): drops the store of an instance that served its
+    /// request, and makes the spare for a later one if it was taken, on a task of its own.
+    /// The request's task spawns it before hyper writes the response, and the worker runs it
+    /// after that task yields: resetting the old instance's slot and instantiating the next
+    /// happen after the response is on its way, not before it.
+    /// When the spare is there or being made (under load, most requests), the store is dropped
+    /// here: a task per request would cost more than it saves.
+    pub fn recycle(self: &Arc<Self>, store: Store<GuestState>) {
+        if self.refilling.load(Ordering::Relaxed)
+            || self.spare.try_lock().map_or(true, |s| s.is_some())
+        {
+            return;
+        }
+        let guest = self.clone();
+        tokio::spawn(async move {
+            drop(store);
+            guest.refill().await;
+        });
+    }
+
+    /// Makes the spare if there is none and no other task is making it.
+    async fn refill(&self) {
+        if self.refilling.swap(true, Ordering::Acquire) {
+            return;
+        }
+        let empty = self.spare.try_lock().is_ok_and(|s| s.is_none());
+        if empty {
+            let mut store = self.new_store();
+            // A failure (the pool is full) leaves no spare: requests instantiate themselves.
+            if let Ok(proxy) = self.pre.instantiate_async(&mut store).await {
+                if let Ok(mut spare) = self.spare.lock() {
+                    *spare = Some(Warm {
+                        store,
+                        proxy,
+                        served: 0,
+                    });
+                }
+            }
+        }
+        self.refilling.store(false, Ordering::Release);
     }
 }
 

@@ -228,6 +228,8 @@ async fn run_guest(
                 proxy,
                 served: served + 1,
             });
+        } else {
+            owner.recycle(store);
         }
         Ok::<(), wasmtime::Error>(())
     })));

@@ -312,6 +312,7 @@ impl GuestSlot {
             "traps": c.traps.load(Ordering::Relaxed),
             "swaps": c.swaps.load(Ordering::Relaxed),
             "refused": c.refused.load(Ordering::Relaxed),
+            "made_ahead": guest.made_ahead(),
             "last_error": last_error,
         })
     }
