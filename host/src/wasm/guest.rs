@@ -271,32 +271,26 @@ impl Guest {
     /// request, and makes the spare for a later one if it was taken, on a task of its own.
     /// The request's task spawns it before hyper writes the response, and the worker runs it
     /// after that task yields: resetting the old instance's slot and instantiating the next
-    /// happen after the response is on its way, not before it.
-    /// When the spare is there or being made (under load, most requests), the store is dropped
-    /// here: a task per request would cost more than it saves.
+    /// happen after the response is on its way, not before it. When the spare is there or
+    /// being made (under load, most requests), the store is dropped here: a task per request
+    /// would cost more than it saves.
     pub fn recycle(self: &Arc<Self>, store: Store<GuestState>) {
-        if self.refilling.load(Ordering::Relaxed)
-            || self.spare.try_lock().map_or(true, |s| s.is_some())
-        {
+        let taken = self.spare.try_lock().is_ok_and(|s| s.is_none());
+        if !taken || self.refilling.swap(true, Ordering::Acquire) {
             return;
         }
         let guest = self.clone();
         tokio::spawn(async move {
             drop(store);
-            guest.refill().await;
+            guest.make_spare().await;
         });
     }
 
-    /// Makes the spare if there is none and no other task is making it.
-    async fn refill(&self) {
-        if self.refilling.swap(true, Ordering::Acquire) {
-            return;
-        }
-        let empty = self.spare.try_lock().is_ok_and(|s| s.is_none());
-        if empty {
-            let mut store = self.new_store();
-            // A failure (the pool is full) leaves no spare: requests instantiate themselves.
-            if let Ok(proxy) = self.pre.instantiate_async(&mut store).await {
+    /// Makes the spare, for the caller that claimed `refilling`, and gives the claim back.
+    async fn make_spare(&self) {
+        let mut store = self.new_store();
+        match self.pre.instantiate_async(&mut store).await {
+            Ok(proxy) => {
                 if let Ok(mut spare) = self.spare.lock() {
                     *spare = Some(Warm {
                         store,
@@ -304,6 +298,10 @@ impl Guest {
                         served: 0,
                     });
                 }
+            }
+            // The pool is full, say: requests instantiate their own, and report it if it lasts.
+            Err(e) => {
+                tracing::debug!(guest = %self.name, error = %format!("{e:#}"), "no spare instance made")
             }
         }
         self.refilling.store(false, Ordering::Release);

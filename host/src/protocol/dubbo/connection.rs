@@ -151,10 +151,9 @@ impl Link {
     pub async fn send(&self, out: Outgoing) -> Result<(), Closed> {
         let Outgoing {
             frame,
-            written,
+            mut written,
             gather,
         } = out;
-        let mut written = written;
         loop {
             if self.is_closed() {
                 return Err(Closed);
