@@ -24,8 +24,12 @@ const KEEP_RESIDENT_MIB: usize = 16;
 const TABLE_KEEP_RESIDENT: usize = 1 << 20;
 /// The same for each async stack.
 const STACK_KEEP_RESIDENT: usize = 128 << 10;
-/// Slots whose remaining memory is decommitted together, in one batch of `madvise` calls.
-const DECOMMIT_BATCH: usize = 16;
+/// Slots whose remaining memory is decommitted together, in one batch of `madvise` calls:
+/// none. With the dirty pages reset in place, a slot has nothing left to decommit, but
+/// Wasmtime still queues an empty region for it; a batch would hold the slot out of the pool
+/// (cold, and not the one the next instance of the guest finds) until the batch fills, lock
+/// the shared queue on every drop, and end in a `process_madvise` call that does nothing.
+const DECOMMIT_BATCH: usize = 1;
 
 /// Component instances the pool holds at least (as Spin sizes it).
 pub const MIN_POOL_INSTANCES: usize = 1000;
@@ -177,5 +181,37 @@ mod tests {
             pool_instances(&config(&[Some(4096), Some(4096), Some(10)])),
             MAX_POOL_INSTANCES
         );
+    }
+
+    /// A component of one core module with one memory page, instantiated.
+    const ONE_MEMORY: &[u8] = &[
+        0, b'a', b's', b'm', 0x0d, 0, 0x01, 0, // component
+        0x01, 13, 0, b'a', b's', b'm', 1, 0, 0, 0, 0x05, 3, 1, 0,
+        1, // core module: (memory 1)
+        0x02, 4, 1, 0, 0, 0, // core instance: instantiate module 0
+    ];
+
+    #[tokio::test]
+    async fn a_dropped_instances_memory_slot_is_back_in_the_pool_warm_at_once() {
+        use wasmtime::component::{Component, Linker};
+        let engine = new_engine(MIN_POOL_INSTANCES).expect("engine");
+        let component = Component::new(&engine, ONE_MEMORY).expect("component");
+        let linker = Linker::<()>::new(&engine);
+        let metrics = engine
+            .pooling_allocator_metrics()
+            .expect("a pooling engine");
+        for round in 1..=3 {
+            let mut store = wasmtime::Store::new(&engine, ());
+            linker
+                .instantiate_async(&mut store, &component)
+                .await
+                .expect("instantiate");
+            assert_eq!(metrics.memories(), 1);
+            drop(store);
+            // Not parked in a decommit batch until others fill it: the next instance can
+            // take the same slot, still resident.
+            assert_eq!(metrics.memories(), 0);
+            assert_eq!(metrics.unused_warm_memories(), 1, "round {round}");
+        }
     }
 }
