@@ -1,5 +1,5 @@
 //! Criterion benchmarks of call metrics: what `Reference::invoke` adds to every call (the
-//! method's series looked up under a read lock, then request and error counters and the latency
+//! method's series looked up without a lock, then request and error counters and the latency
 //! histogram; a guest's import or `bench` holds the series and skips the lookup) against an
 //! empty closure measured in the same run, and the cost of one Prometheus scrape and one
 //! `/admin/references` body over ten references.
@@ -65,6 +65,32 @@ fn record(c: &mut Criterion) {
                 .entry(black_box(&method))
                 .begin()
                 .finish(black_box(&err))
+        })
+    });
+    // The lookup alone, as an untyped caller (the generic `$invoke`) makes it on every call:
+    // on one thread, and on two threads at once (the host's two workers), per lookup each.
+    group.bench_function("lookup/one-thread", |b| {
+        b.iter(|| black_box(metrics.entry(black_box(&method))))
+    });
+    group.bench_function("lookup/two-threads", |b| {
+        b.iter_custom(|iters| {
+            let start = std::sync::Barrier::new(2);
+            std::thread::scope(|scope| {
+                let other = scope.spawn(|| {
+                    start.wait();
+                    for _ in 0..iters {
+                        black_box(metrics.entry(black_box(&method)));
+                    }
+                });
+                start.wait();
+                let began = std::time::Instant::now();
+                for _ in 0..iters {
+                    black_box(metrics.entry(black_box(&method)));
+                }
+                let spent = began.elapsed();
+                let _ = other.join();
+                spent
+            })
         })
     });
     let held = metrics.entry(&method);

@@ -1,12 +1,14 @@
 //! Call metrics, recorded on every call: lock-free counters and latency histograms per
 //! reference and Java method. Recording is the hot path and stays cheap: a call looks its
-//! method's counters up under a read lock by `&str` (the entry is created, under the write
-//! lock, on the method's first call only), then does a few relaxed atomic adds. Rendering them
+//! method's counters up by `&str` in a map it reads without a lock (the map is replaced, under
+//! a lock, on a method's first call only), then does a few relaxed atomic adds. Rendering them
 //! (Prometheus text, the admin views) is the admin API's job.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
 use std::time::{Duration, Instant};
 
 use crate::rpc::RpcError;
@@ -195,55 +197,68 @@ pub const OVERFLOW_METHOD: &str = "(other)";
 /// The call metrics of one reference, per Java method, created on each method's first call.
 #[derive(Debug, Default)]
 pub struct ReferenceMetrics {
-    methods: RwLock<HashMap<Arc<str>, Arc<MethodMetrics>>>,
+    /// Read without a lock on every call of an untyped caller (the generic `$invoke`, `call`);
+    /// replaced whole, under `adding`, when a method is called for the first time.
+    methods: ArcSwap<HashMap<Arc<str>, Arc<MethodMetrics>>>,
+    /// Held while a method's series is added, so that two first calls make one series.
+    adding: Mutex<()>,
 }
 
 impl ReferenceMetrics {
-    /// The counters of `method`: found under the read lock, created under the write lock the
-    /// first time (past [`MAX_METHODS`], the overflow entry, also found under the read lock).
-    /// A caller that calls the method repeatedly resolves them once and starts each call with
-    /// [`MethodMetrics::begin`], which takes no lock.
+    /// The counters of `method`, found without a lock; created the first time under a lock
+    /// (past [`MAX_METHODS`], the overflow entry). A caller that calls the method repeatedly
+    /// resolves them once and starts each call with [`MethodMetrics::begin`].
     pub fn entry(&self, method: &Arc<str>) -> Arc<MethodMetrics> {
-        if let Ok(methods) = self.methods.read() {
-            if let Some(m) = methods.get(&**method) {
-                return m.clone();
-            }
-            if methods.len() >= MAX_METHODS {
-                if let Some(m) = methods.get(OVERFLOW_METHOD) {
-                    return m.clone();
-                }
-            }
+        if let Some(m) = Self::find(&self.methods.load(), method) {
+            return m;
         }
-        let mut methods = match self.methods.write() {
-            Ok(m) => m,
+        let _adding = match self.adding.lock() {
+            Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Some(m) = methods.get(&**method) {
-            return m.clone();
+        let current = self.methods.load_full();
+        if let Some(m) = Self::find(&current, method) {
+            return m;
         }
-        let key: Arc<str> = if methods.len() < MAX_METHODS {
+        let key: Arc<str> = if current.len() < MAX_METHODS {
             method.clone()
         } else {
             Arc::from(OVERFLOW_METHOD)
         };
-        methods.entry(key).or_default().clone()
+        let mut next = HashMap::clone(&current);
+        let m = next.entry(key).or_default().clone();
+        self.methods.store(Arc::new(next));
+        m
+    }
+
+    /// `method`'s series in `methods`, or the overflow series once the map is full.
+    fn find(
+        methods: &HashMap<Arc<str>, Arc<MethodMetrics>>,
+        method: &str,
+    ) -> Option<Arc<MethodMetrics>> {
+        methods
+            .get(method)
+            .or_else(|| {
+                (methods.len() >= MAX_METHODS)
+                    .then(|| methods.get(OVERFLOW_METHOD))
+                    .flatten()
+            })
+            .cloned()
     }
 
     /// The counters of `method`, if it was called.
     pub fn method(&self, method: &str) -> Option<Arc<MethodMetrics>> {
-        self.methods.read().ok()?.get(method).cloned()
+        self.methods.load().get(method).cloned()
     }
 
     /// Every method called so far with its counters, sorted by name.
     pub fn methods(&self) -> Vec<(Arc<str>, Arc<MethodMetrics>)> {
-        let mut all: Vec<_> = match self.methods.read() {
-            Ok(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            Err(poisoned) => poisoned
-                .into_inner()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        };
+        let mut all: Vec<_> = self
+            .methods
+            .load()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
     }
@@ -327,6 +342,35 @@ mod tests {
         assert_eq!(counters.errors("timeout"), 1);
         assert_eq!(counters.errors("network"), 0);
         assert_eq!(counters.rt().count(), 2);
+    }
+
+    #[test]
+    fn first_calls_racing_on_threads_count_into_one_series_per_method() {
+        let m = Arc::new(ReferenceMetrics::default());
+        // Every thread makes the first call of each method at about the same time.
+        let names: Vec<Arc<str>> = (0..200).map(|i| Arc::from(format!("m{i}"))).collect();
+        let start = Arc::new(std::sync::Barrier::new(8));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (m, names, start) = (m.clone(), names.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    for _ in 0..20 {
+                        for name in &names {
+                            m.entry(name).begin().finish(&Ok(()));
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("caller thread");
+        }
+        let all = m.methods();
+        assert_eq!(all.len(), names.len());
+        for (name, series) in all {
+            assert_eq!(series.requests(), 8 * 20, "{name}");
+        }
     }
 
     #[test]
