@@ -183,19 +183,24 @@ mod tests {
         );
     }
 
-    /// A component of one core module with one memory page, instantiated.
-    const ONE_MEMORY: &[u8] = &[
-        0, b'a', b's', b'm', 0x0d, 0, 0x01, 0, // component
-        0x01, 13, 0, b'a', b's', b'm', 1, 0, 0, 0, 0x05, 3, 1, 0,
-        1, // core module: (memory 1)
-        0x02, 4, 1, 0, 0, 0, // core instance: instantiate module 0
-    ];
+    /// A core module with one memory of one page: `(module (memory 1))`.
+    const MEMORY_MODULE: [u8; 13] = [0, b'a', b's', b'm', 1, 0, 0, 0, 0x05, 3, 1, 0, 1];
+
+    /// A component that instantiates [`MEMORY_MODULE`]: its header, the module as a core
+    /// module section, and a core instance section instantiating module 0 without imports.
+    fn one_memory_component() -> Vec<u8> {
+        let mut bytes = vec![0, b'a', b's', b'm', 0x0d, 0, 0x01, 0];
+        bytes.extend([0x01, MEMORY_MODULE.len() as u8]);
+        bytes.extend(MEMORY_MODULE);
+        bytes.extend([0x02, 4, 1, 0, 0, 0]);
+        bytes
+    }
 
     #[tokio::test]
     async fn a_dropped_instances_memory_slot_is_back_in_the_pool_warm_at_once() {
         use wasmtime::component::{Component, Linker};
-        let engine = new_engine(MIN_POOL_INSTANCES).expect("engine");
-        let component = Component::new(&engine, ONE_MEMORY).expect("component");
+        let engine = new_engine(4).expect("engine");
+        let component = Component::new(&engine, one_memory_component()).expect("component");
         let linker = Linker::<()>::new(&engine);
         let metrics = engine
             .pooling_allocator_metrics()
