@@ -236,14 +236,11 @@ impl ReferenceMetrics {
         methods: &HashMap<Arc<str>, Arc<MethodMetrics>>,
         method: &str,
     ) -> Option<Arc<MethodMetrics>> {
-        methods
-            .get(method)
-            .or_else(|| {
-                (methods.len() >= MAX_METHODS)
-                    .then(|| methods.get(OVERFLOW_METHOD))
-                    .flatten()
-            })
-            .cloned()
+        match methods.get(method) {
+            Some(m) => Some(m.clone()),
+            None if methods.len() >= MAX_METHODS => methods.get(OVERFLOW_METHOD).cloned(),
+            None => None,
+        }
     }
 
     /// The counters of `method`, if it was called.
