@@ -1,7 +1,7 @@
-//! End to end: the sandbox around a guest. The `sandbox-probe` guest traps, spins and exhausts
-//! its memory on request; each must fail only that request, with the host still serving the
-//! next ones. The `hello-cli` guest runs under `run`, which passes its arguments, output and exit
-//! code through.
+//! End to end: the sandbox around a guest. The `sandbox-probe` guest traps, spins, exhausts
+//! its memory and overflows its stack on request; each must fail only that request, with the
+//! host still serving the next ones. The `hello-cli` guest runs under `run`, which passes its
+//! arguments, output and exit code through.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -172,6 +172,24 @@ fn a_trapping_guest_fails_only_its_request() {
         body,
         format!("Hello alice, response from provider: {provider}")
     );
+}
+
+#[test]
+fn a_guest_that_runs_out_of_stack_fails_only_its_request() {
+    // The probe recurses with 4 KiB frames on its stack in linear memory. Running past the
+    // stack's end must trap (the stack is first in memory, so the frame past it is out of
+    // bounds), not overwrite the guest's data, and cost only that request.
+    let (_provider, provider) = start_provider();
+    let (host, addr) = serve("deep", &config(&provider, &probe("")));
+
+    let (status, body) = http_get(&addr, "/probe/deep");
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.starts_with("guest `probe` failed: trapped: ") && body.contains("out of bounds"),
+        "the reason names the trap: {body:?}"
+    );
+
+    assert_serves(&addr, &host);
 }
 
 #[test]
@@ -479,6 +497,7 @@ fn instance_reuse_recycles_after_a_trap_a_time_limit_and_a_memory_limit() {
     assert_eq!(counts(&addr, 2), vec![1, 2]);
     for (route, status) in [
         ("/probe/trap", 500),
+        ("/probe/deep", 500),
         ("/probe/loop", 503),
         ("/probe/alloc", 500),
     ] {

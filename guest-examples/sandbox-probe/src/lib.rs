@@ -7,6 +7,7 @@
 //! * `.../trap` executes `unreachable`, a trap;
 //! * `.../loop` spins forever, until the host interrupts it at its time limit;
 //! * `.../alloc` allocates and touches memory 1 MiB at a time until growing memory fails;
+//! * `.../deep` recurses with 4 KiB of stack per call until the stack runs out;
 //! * `.../hello?name=x` calls `say-hello(x)` on the Dubbo DemoService like `hello-http`;
 //! * `.../count` answers how many requests this instance has served, counted in a global
 //!   (1 every time when each request gets a fresh instance);
@@ -54,6 +55,9 @@ impl wasip2::exports::http::incoming_handler::Guest for Component {
             "trap" => trap(),
             "loop" => spin(),
             "alloc" => exhaust_memory(),
+            "deep" => {
+                deep(0);
+            }
             "hello" => {
                 let name = query_param(query, "name").unwrap_or("world");
                 match demo_service::say_hello(name) {
@@ -80,6 +84,22 @@ fn spin() -> ! {
     loop {
         n = std::hint::black_box(n.wrapping_add(1));
     }
+}
+
+/// Recurses with 4 KiB of stack per call until the stack runs out. A Rust guest's stack is the
+/// start of its linear memory, growing down, so the frame past its end is below address 0: the
+/// first write there wraps around to the top of the 4 GiB address space and traps as out of
+/// bounds, instead of overwriting the guest's data.
+#[inline(never)]
+fn deep(depth: u32) -> u32 {
+    let mut frame = [0u8; 4096];
+    frame[depth as usize % frame.len()] = depth as u8;
+    let frame = std::hint::black_box(&mut frame);
+    // Never true before the stack runs out; it keeps the recursion from being unconditional.
+    if depth == u32::MAX {
+        return 0;
+    }
+    deep(depth + 1).wrapping_add(u32::from(frame[0]))
 }
 
 /// Keeps every chunk alive and writes to each page of it, so memory really grows, until an
