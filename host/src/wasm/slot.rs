@@ -237,10 +237,13 @@ impl GuestSlot {
     ) -> SwapOutcome {
         let load_ms = started.elapsed().as_secs_f64() * 1000.0;
         let (name, digest) = (guest.name().to_string(), *guest.digest());
-        self.current.store(Arc::new(guest));
+        // The version and its generation change under the status lock, where `to_json` reads
+        // both: the admin API never shows the new digest with the old generation.
+        let mut status = self.status.lock();
+        let old = self.current.swap(Arc::new(guest));
         self.counters.swaps.fetch_add(1, Ordering::Relaxed);
-        let generation = match self.status.lock() {
-            Ok(mut s) => {
+        let generation = match &mut status {
+            Ok(s) => {
                 s.generation += 1;
                 if let Some(path) = path {
                     s.path = path.to_path_buf();
@@ -252,6 +255,8 @@ impl GuestSlot {
             }
             Err(_) => 0,
         };
+        drop(status);
+        drop(old);
         tracing::info!(guest = %name, %digest, generation, source = source.as_str(), load_ms, "guest version swapped in");
         SwapOutcome::Swapped(generation)
     }
@@ -273,10 +278,11 @@ impl GuestSlot {
 
     /// The slot as `GET /admin/guests` shows it.
     pub fn to_json(&self) -> serde_json::Value {
+        let status = self.status.lock().ok();
+        // Read under the status lock, so that the digest is the generation's (see `install`).
         let guest = self.current();
         let cfg = guest.config();
         let c = &self.counters;
-        let status = self.status.lock().ok();
         let (path, generation, loaded_at_ms, load_ms, source, last_error) = match &status {
             Some(s) => (
                 s.path.display().to_string(),
