@@ -147,8 +147,9 @@ struct Queue {
 
 impl Link {
     /// Writes `out` now if nobody is writing, else queues it behind what is being written;
-    /// waits only when the queue is over its backlog.
-    pub async fn send(&self, out: Outgoing) -> Result<(), Closed> {
+    /// waits only when the queue is over its backlog. Gives the frame's buffer back, spent
+    /// (its bytes are on the socket or copied into the queue), for the caller to reuse.
+    pub async fn send(&self, out: Outgoing) -> Result<BytesMut, Closed> {
         let Outgoing {
             frame,
             mut written,
@@ -160,7 +161,7 @@ impl Link {
             }
             // Not past frames still queued: a caller's frames go out in the order it sent them.
             if !gather && self.queued.load(Ordering::SeqCst) == 0 && self.take(CALLER) {
-                return self.write_owned(&frame, written);
+                return self.write_owned(&frame, written).map(|()| frame);
             }
             // Created before the queue is looked at, so a `notify_waiters` after that wakes it
             // (a `Notified` sees those from its creation); it costs no lock until awaited.
@@ -185,7 +186,7 @@ impl Link {
                 if self.owner.load(Ordering::SeqCst) == NOBODY {
                     self.hand_to_flusher();
                 }
-                return Ok(());
+                return Ok(frame);
             }
             room.await;
         }
@@ -679,6 +680,33 @@ mod tests {
         }
         let got = receive(&mut peer, 300).await;
         assert_eq!(got, [[0u8; 100], [1; 100], [2; 100]].concat());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_sent_frames_buffer_comes_back_whole_for_reuse_written_or_queued() {
+        let (conn, mut peer) = connected().await;
+        let out = conn.outbound().clone();
+        let mut f = BytesMut::with_capacity(512);
+        f.extend_from_slice(&[1; 100]);
+        let at = f.as_ptr();
+        // Written by the caller.
+        let spent = out.send(Outgoing::frame(f)).await.expect("sent");
+        assert_eq!((spent.as_ptr(), spent.capacity()), (at, 512));
+        assert_eq!(
+            &spent[..],
+            [1u8; 100],
+            "the bytes were copied, not split off"
+        );
+        // Queued for the flusher (gathered): copied into the queue.
+        let mut f = spent;
+        f.clear();
+        f.extend_from_slice(&[2; 100]);
+        let spent = out.send(Outgoing::gathered(f)).await.expect("queued");
+        assert_eq!((spent.as_ptr(), spent.capacity()), (at, 512));
+        assert_eq!(
+            receive(&mut peer, 200).await,
+            [[1u8; 100], [2; 100]].concat()
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -68,6 +68,32 @@ struct Calls {
 /// Initial capacity of a request frame: a typical call's header, service, method, types,
 /// arguments and attachments fit without growing.
 const FRAME_CAPACITY: usize = 512;
+/// A spent frame buffer up to this capacity is kept for the thread's next call; a larger one
+/// (a call with a large argument) goes back to the allocator rather than stay pinned.
+const SPARE_FRAME_MAX: usize = 64 * 1024;
+
+thread_local! {
+    /// The buffer of the last frame this thread encoded, spent and cleared: the next call
+    /// encodes into its capacity instead of allocating one per call. A call whose send has
+    /// to wait (a full backlog, rare) keeps its buffer meanwhile, and a call encoded on this
+    /// thread in that time allocates its own.
+    static SPARE_FRAME: std::cell::Cell<Option<BytesMut>> = const { std::cell::Cell::new(None) };
+}
+
+/// A buffer for a request frame: this thread's spare, else a new one.
+fn frame_buffer() -> BytesMut {
+    SPARE_FRAME
+        .take()
+        .unwrap_or_else(|| BytesMut::with_capacity(FRAME_CAPACITY))
+}
+
+/// Keeps a spent frame buffer for this thread's next call, unless it grew large.
+fn spare(mut spent: BytesMut) {
+    if spent.capacity() <= SPARE_FRAME_MAX {
+        spent.clear();
+        SPARE_FRAME.set(Some(spent));
+    }
+}
 
 /// Heartbeat ids start here, far from request ids.
 const FIRST_HEARTBEAT_ID: u64 = u64::MAX / 2;
@@ -244,8 +270,8 @@ impl Exchange {
         inv: &Invocation,
         timeout: Duration,
     ) -> Result<BytesMut, RpcError> {
-        // One allocation for a typical call instead of a growth per field.
-        let mut frame = BytesMut::with_capacity(FRAME_CAPACITY);
+        // No allocation for a typical call: the thread's spare buffer, or one sized for it.
+        let mut frame = frame_buffer();
         encode_request(
             &mut frame,
             id,
@@ -299,16 +325,18 @@ impl Exchange {
         } else {
             Outgoing::frame(frame)
         };
-        let sent = tokio::time::timeout_at(deadline, self.connection.outbound().send(out)).await;
-        if !matches!(sent, Ok(Ok(()))) {
-            self.forget(id);
-            return Err(match sent {
-                Err(_) => status_error(
-                    status::CLIENT_TIMEOUT,
-                    self.timeout_message(service, inv, timeout, "was never sent"),
-                ),
-                _ => RpcError::Network(format!("connection to {} is closed", self.addr())),
-            });
+        match tokio::time::timeout_at(deadline, self.connection.outbound().send(out)).await {
+            Ok(Ok(spent)) => spare(spent),
+            not_sent => {
+                self.forget(id);
+                return Err(match not_sent {
+                    Err(_) => status_error(
+                        status::CLIENT_TIMEOUT,
+                        self.timeout_message(service, inv, timeout, "was never sent"),
+                    ),
+                    _ => RpcError::Network(format!("connection to {} is closed", self.addr())),
+                });
+            }
         }
         match rx.await {
             Ok(Answer::Reply(frame)) => match decode_reply(&frame.header, &frame.body) {
@@ -366,7 +394,10 @@ impl Exchange {
             )
             .await
             {
-                Ok(Ok(())) => Ok(()),
+                Ok(Ok(spent)) => {
+                    spare(spent);
+                    Ok(())
+                }
                 Ok(Err(_)) => Err(closed()),
                 Err(_) => Err(not_sent()),
             };
@@ -380,6 +411,7 @@ impl Exchange {
                     ..Outgoing::frame(frame)
                 })
                 .await
+                .map(spare)
                 .map_err(|_| closed())?;
             written.await.map_err(|_| closed())
         };
@@ -442,6 +474,25 @@ mod tests {
     use crate::protocol::dubbo::frame::{split_frame, DEFAULT_PAYLOAD};
     use crate::protocol::dubbo::message::{encode_event, encode_response, Reply};
     use crate::rpc::{Invocation, RpcError, ServiceKey};
+
+    #[test]
+    fn a_spent_frame_buffer_serves_the_threads_next_call_unless_it_grew_large() {
+        use super::{frame_buffer, spare, FRAME_CAPACITY, SPARE_FRAME_MAX};
+        let mut b = frame_buffer();
+        assert!(b.capacity() >= FRAME_CAPACITY);
+        b.extend_from_slice(b"frame");
+        let at = b.as_ptr();
+        spare(b);
+        let again = frame_buffer();
+        assert_eq!(again.as_ptr(), at, "the same buffer");
+        assert!(again.is_empty(), "cleared");
+        // Taken: the next call on this thread gets one of its own.
+        assert_ne!(frame_buffer().as_ptr(), at);
+        // A buffer that grew past the limit is not kept.
+        spare(BytesMut::with_capacity(SPARE_FRAME_MAX + 1));
+        assert_eq!(frame_buffer().capacity(), FRAME_CAPACITY);
+        drop(again);
+    }
 
     fn service() -> ServiceKey {
         ServiceKey {
