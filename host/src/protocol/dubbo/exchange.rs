@@ -11,8 +11,8 @@
 //! the middle of a value although its header's length was honoured.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -51,10 +51,35 @@ struct Waiter {
     deadline: Instant,
 }
 
+/// Calls waiting for their replies, by request id. A call joins without taking the lock: it
+/// sends its waiter down `arrivals` (a lock-free queue) before its frame can be written, and
+/// whoever takes the lock next (the reader with a reply, the timeout checker on its tick, a
+/// connection failing its calls) takes the arrivals in first. So a reply always finds its
+/// call, and a call takes no lock of the exchange's: one is the reader's, per reply.
+struct Pending {
+    waiting: HashMap<u64, Waiter>,
+    arrivals: mpsc::Receiver<(u64, Waiter)>,
+}
+
+impl Pending {
+    /// The calls waiting, the ones that arrived since the last look included.
+    fn settled(&mut self) -> &mut HashMap<u64, Waiter> {
+        while let Ok((id, w)) = self.arrivals.try_recv() {
+            self.waiting.insert(id, w);
+        }
+        &mut self.waiting
+    }
+}
+
 /// The exchange's side of a connection: calls waiting for replies, and the connection's state.
 struct Calls {
     addr: String,
-    pending: Mutex<HashMap<u64, Waiter>>,
+    pending: Mutex<Pending>,
+    /// Where a call sends its waiter to join `pending`.
+    arrive: mpsc::Sender<(u64, Waiter)>,
+    /// Calls in `pending` and on their way to it: counted in before a waiter is sent, out as
+    /// it is taken. More than one means other calls are in flight.
+    waiters: AtomicUsize,
     /// Whether the timeout checker sleeps until `wake` (nothing was pending for a while).
     checker_asleep: AtomicBool,
     wake: Notify,
@@ -99,12 +124,36 @@ fn spare(mut spent: BytesMut) {
 const FIRST_HEARTBEAT_ID: u64 = u64::MAX / 2;
 
 impl Calls {
+    /// Takes the waiter of call `id`, if it still waits.
+    fn take(&self, id: u64) -> Option<Waiter> {
+        let w = self.pending.lock().ok()?.settled().remove(&id)?;
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        Some(w)
+    }
+
+    /// Takes the waiters that `pick` (all of them, or those past their deadline) selects;
+    /// `None` when none is waiting at all.
+    fn take_those(&self, mut pick: impl FnMut(&Waiter) -> bool) -> Option<Vec<Waiter>> {
+        let taken: Vec<Waiter> = {
+            let mut p = self.pending.lock().ok()?;
+            let waiting = p.settled();
+            if waiting.is_empty() {
+                return None;
+            }
+            waiting.extract_if(|_, w| pick(w)).map(|(_, w)| w).collect()
+        };
+        self.waiters.fetch_sub(taken.len(), Ordering::SeqCst);
+        Some(taken)
+    }
+
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
+        self.pending.lock().map_or(0, |mut p| p.settled().len())
+    }
+
     fn fail_all(&self, why: &str) {
         self.closed.store(true, Ordering::Release);
-        let waiters: Vec<Waiter> = match self.pending.lock() {
-            Ok(mut p) => p.drain().map(|(_, w)| w).collect(),
-            Err(_) => return,
-        };
+        let waiters = self.take_those(|_| true).unwrap_or_default();
         self.wake.notify_one();
         for w in waiters {
             let _ = w.answer.send(Answer::Failed(RpcError::Network(format!(
@@ -123,7 +172,14 @@ impl Calls {
         while !self.closed.load(Ordering::Acquire) {
             if idle >= IDLE_TICKS {
                 self.checker_asleep.store(true, Ordering::SeqCst);
-                let empty = self.pending.lock().map_or(true, |p| p.is_empty());
+                // Against the fence of a call between sending its waiter and looking at
+                // `checker_asleep`: either that call sees this sleep coming and wakes the
+                // checker, or the look below sees its waiter.
+                fence(Ordering::SeqCst);
+                let empty = self
+                    .pending
+                    .lock()
+                    .map_or(true, |mut p| p.settled().is_empty());
                 if empty && !self.closed.load(Ordering::Acquire) {
                     self.wake.notified().await;
                 }
@@ -134,16 +190,9 @@ impl Calls {
             }
             tick.tick().await;
             let now = Instant::now();
-            let expired: Vec<Waiter> = match self.pending.lock() {
-                Ok(p) if p.is_empty() => {
-                    idle += 1;
-                    continue;
-                }
-                Ok(mut p) => p
-                    .extract_if(|_, w| w.deadline <= now)
-                    .map(|(_, w)| w)
-                    .collect(),
-                Err(_) => return,
+            let Some(expired) = self.take_those(|w| w.deadline <= now) else {
+                idle += 1;
+                continue;
             };
             idle = 0;
             for w in expired {
@@ -183,8 +232,7 @@ impl Inbound for Calls {
         if h.is_request() {
             return Err(format!("a request (id {}) sent to a consumer", h.id));
         }
-        let waiter = self.pending.lock().ok().and_then(|mut p| p.remove(&h.id));
-        match waiter {
+        match self.take(h.id) {
             Some(w) => {
                 let _ = w.answer.send(Answer::Reply(frame));
             }
@@ -224,9 +272,15 @@ pub struct Exchange {
 impl Exchange {
     /// Connects to `addr` (`host:port`) within the configured connect timeout.
     pub async fn connect(addr: &str, cfg: &ConnectionConfig) -> Result<Exchange, RpcError> {
+        let (arrive, arrivals) = mpsc::channel();
         let calls = Arc::new(Calls {
             addr: addr.to_string(),
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(Pending {
+                waiting: HashMap::new(),
+                arrivals,
+            }),
+            arrive,
+            waiters: AtomicUsize::new(0),
             checker_asleep: AtomicBool::new(false),
             wake: Notify::new(),
             closed: AtomicBool::new(false),
@@ -306,17 +360,19 @@ impl Exchange {
         self.stall.call(timeout);
         let (tx, rx) = oneshot::channel();
         let deadline = Instant::now() + timeout;
-        let others_in_flight = {
-            let mut pending = self.pending()?;
-            pending.insert(
-                id,
-                Waiter {
-                    answer: tx,
-                    deadline,
-                },
-            );
-            pending.len() > 1
+        // Counted in before it is sent: whoever takes it counts it out.
+        let others_in_flight = self.calls.waiters.fetch_add(1, Ordering::SeqCst) > 0;
+        let waiter = Waiter {
+            answer: tx,
+            deadline,
         };
+        if self.calls.arrive.send((id, waiter)).is_err() {
+            // The receiving end lives as long as the sending one: not reached.
+            self.calls.waiters.fetch_sub(1, Ordering::SeqCst);
+            return Err(RpcError::Other("connection state gone".to_string()));
+        }
+        // See `check_timeouts`.
+        fence(Ordering::SeqCst);
         if self.calls.checker_asleep.load(Ordering::SeqCst) {
             self.calls.wake.notify_one();
         }
@@ -436,17 +492,8 @@ impl Exchange {
         )
     }
 
-    fn pending(&self) -> Result<std::sync::MutexGuard<'_, HashMap<u64, Waiter>>, RpcError> {
-        self.calls
-            .pending
-            .lock()
-            .map_err(|_| RpcError::Other("connection state poisoned".to_string()))
-    }
-
     fn forget(&self, id: u64) {
-        if let Ok(mut p) = self.calls.pending.lock() {
-            p.remove(&id);
-        }
+        self.calls.take(id);
     }
 }
 
@@ -582,6 +629,39 @@ mod tests {
             Value::String("hi".into())
         );
         assert!(!ex.is_closed());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_in_flight_are_counted_out_however_they_end() {
+        use std::sync::atomic::Ordering;
+        let in_flight = |ex: &Exchange| ex.calls.waiters.load(Ordering::SeqCst);
+        // Answered, many at once from two workers: each waiter is taken by the reader.
+        let addr = peer(hello).await;
+        let ex = Arc::new(Exchange::connect(&addr, &cfg(3000)).await.expect("connect"));
+        let calls: Vec<_> = (0..200)
+            .map(|_| {
+                let ex = ex.clone();
+                tokio::spawn(async move { call(&ex, 2000).await })
+            })
+            .collect();
+        for c in calls {
+            c.await.expect("joined").expect("reply");
+        }
+        assert_eq!((in_flight(&ex), ex.calls.waiting()), (0, 0));
+        // Timed out: taken by the checker.
+        let silent = peer(|_, _| {}).await;
+        let ex = Exchange::connect(&silent, &cfg(3000))
+            .await
+            .expect("connect");
+        call(&ex, 30).await.expect_err("no reply");
+        assert_eq!((in_flight(&ex), ex.calls.waiting()), (0, 0));
+        // Failed with the connection: taken by `fail_all`.
+        let stalled = peer(stalling).await;
+        let ex = Exchange::connect(&stalled, &cfg(100))
+            .await
+            .expect("connect");
+        call(&ex, 20_000).await.expect_err("stalled");
+        assert_eq!((in_flight(&ex), ex.calls.waiting()), (0, 0));
     }
 
     #[tokio::test]
@@ -722,7 +802,7 @@ mod tests {
         );
         // The connection stays: a timeout is the call's, not the provider's fault.
         assert!(!ex.is_closed());
-        let pending = ex.calls.pending.lock().expect("lock").len();
+        let pending = ex.calls.waiting();
         assert_eq!(pending, 0, "the timed-out call is forgotten");
     }
 
@@ -735,17 +815,14 @@ mod tests {
         // The caller gives up long before the call's own timeout (a request the host dropped).
         let gave_up = tokio::time::timeout(Duration::from_millis(20), call(&ex, 100)).await;
         assert!(gave_up.is_err());
-        assert_eq!(ex.calls.pending.lock().expect("lock").len(), 1);
+        assert_eq!(ex.calls.waiting(), 1);
         for _ in 0..100 {
-            if ex.calls.pending.lock().expect("lock").is_empty() {
+            if ex.calls.waiting() == 0 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(
-            ex.calls.pending.lock().expect("lock").is_empty(),
-            "the waiter leaked"
-        );
+        assert!(ex.calls.waiting() == 0, "the waiter leaked");
         // After the checker went to sleep with nothing pending, a new call still times out.
         tokio::time::sleep(TIMEOUT_TICK * (IDLE_TICKS + 5)).await;
         let err = call(&ex, 50).await.expect_err("no reply");
