@@ -55,7 +55,9 @@ struct Waiter {
 /// sends its waiter down `arrivals` (a lock-free queue) before its frame can be written, and
 /// whoever takes the lock next (the reader with a reply, the timeout checker on its tick, a
 /// connection failing its calls) takes the arrivals in first. So a reply always finds its
-/// call, and a call takes no lock of the exchange's: one is the reader's, per reply.
+/// call, and a call takes no lock of the exchange's: one is the reader's, per reply. (Taking
+/// the arrivals in waits for a send caught between claiming its slot and filling it, a few
+/// instructions, as a lock's waiters wait for its holder.)
 struct Pending {
     waiting: HashMap<u64, Waiter>,
     arrivals: mpsc::Receiver<(u64, Waiter)>,
