@@ -126,9 +126,18 @@ fn spare(mut spent: BytesMut) {
 const FIRST_HEARTBEAT_ID: u64 = u64::MAX / 2;
 
 impl Calls {
+    /// The calls waiting. A panic while the lock was held (none of the map's operations under
+    /// it can) would leave the map whole, so a poisoned lock is taken as it is: refusing it
+    /// would leave every call on the connection without its reply or its timeout.
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Takes the waiter of call `id`, if it still waits.
     fn take(&self, id: u64) -> Option<Waiter> {
-        let w = self.pending.lock().ok()?.settled().remove(&id)?;
+        let w = self.pending().settled().remove(&id)?;
         self.waiters.fetch_sub(1, Ordering::SeqCst);
         Some(w)
     }
@@ -137,7 +146,7 @@ impl Calls {
     /// `None` when none is waiting at all.
     fn take_those(&self, mut pick: impl FnMut(&Waiter) -> bool) -> Option<Vec<Waiter>> {
         let taken: Vec<Waiter> = {
-            let mut p = self.pending.lock().ok()?;
+            let mut p = self.pending();
             let waiting = p.settled();
             if waiting.is_empty() {
                 return None;
@@ -150,7 +159,7 @@ impl Calls {
 
     #[cfg(test)]
     fn waiting(&self) -> usize {
-        self.pending.lock().map_or(0, |mut p| p.settled().len())
+        self.pending().settled().len()
     }
 
     fn fail_all(&self, why: &str) {
@@ -178,10 +187,7 @@ impl Calls {
                 // `checker_asleep`: either that call sees this sleep coming and wakes the
                 // checker, or the look below sees its waiter.
                 fence(Ordering::SeqCst);
-                let empty = self
-                    .pending
-                    .lock()
-                    .map_or(true, |mut p| p.settled().is_empty());
+                let empty = self.pending().settled().is_empty();
                 if empty && !self.closed.load(Ordering::Acquire) {
                     self.wake.notified().await;
                 }
