@@ -407,7 +407,15 @@ impl Connection {
             writes: AtomicU64::new(0),
         });
         let writer = tokio::spawn(flush_loop(link.clone(), stall.clone(), inbound.clone()));
-        let reader = tokio::spawn(read_loop(rd, link.clone(), inbound, cfg.clone(), stall));
+        let end = Unfinished::new(&link, &inbound);
+        let reader = tokio::spawn(read_loop(
+            rd,
+            link.clone(),
+            inbound,
+            cfg.clone(),
+            stall,
+            end,
+        ));
         tracing::debug!(provider = addr, "connected");
         Ok(Connection {
             writer: link,
@@ -542,7 +550,10 @@ async fn read_loop<I: Inbound>(
     inbound: Arc<I>,
     cfg: ConnectionConfig,
     stall: Arc<StallLimit>,
+    end: Unfinished<I>,
 ) {
+    // An argument, not a local: dropped with the future even if it never ran.
+    let mut end = end;
     let addr = &writer.addr;
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut idle_rounds = 0u32;
@@ -599,8 +610,38 @@ async fn read_loop<I: Inbound>(
         }
     };
     tracing::debug!(provider = %addr, reason = %why, "connection ended");
+    end.ended = true;
     writer.close(&why);
     inbound.closed(&why);
+}
+
+/// Ends the connection when its reader stops before its end: its task aborted, or the
+/// runtime it runs on stopped (a serving thread's, say). The calls in flight then fail at once
+/// instead of at their timeouts, and the pool sees the connection closed and replaces it.
+struct Unfinished<I: Inbound> {
+    writer: Outbound,
+    inbound: Arc<I>,
+    ended: bool,
+}
+
+impl<I: Inbound> Unfinished<I> {
+    fn new(writer: &Outbound, inbound: &Arc<I>) -> Self {
+        Unfinished {
+            writer: writer.clone(),
+            inbound: inbound.clone(),
+            ended: false,
+        }
+    }
+}
+
+impl<I: Inbound> Drop for Unfinished<I> {
+    fn drop(&mut self) {
+        if !self.ended {
+            let why = "the connection's reader stopped";
+            self.writer.close(why);
+            self.inbound.closed(why);
+        }
+    }
 }
 
 /// Why a connection whose frame stopped arriving is closed, logged once.
