@@ -121,6 +121,7 @@ pub async fn serve(config_path: &Path) -> Result<(), HostError> {
             let _ = stop_rx.await;
         },
         wait,
+        config.http.threads(),
     ));
 
     shutdown_signal().await;

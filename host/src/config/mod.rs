@@ -250,12 +250,29 @@ pub enum Trigger {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct HttpConfig {
     pub listen: String,
+    /// Threads that serve HTTP connections, each on a runtime of its own with its own
+    /// connections to providers; 0 (the default for now) serves them on the host's shared
+    /// runtime with one connection per provider.
+    #[serde(default)]
+    pub threads: Option<usize>,
+}
+
+/// The most `[http] threads` a host may run.
+pub const MAX_HTTP_THREADS: usize = 64;
+
+impl HttpConfig {
+    /// The serving threads to run: `threads`, by default 0 (the shared runtime). One per CPU
+    /// serves more at c=64 and costs latency at c=1 (BENCHMARKS.md, run 10).
+    pub fn threads(&self) -> usize {
+        self.threads.unwrap_or(0)
+    }
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: "127.0.0.1:8080".to_string(),
+            threads: None,
         }
     }
 }
@@ -425,6 +442,27 @@ listen = "127.0.0.1:8080"
                 "{msg}"
             );
         }
+    }
+
+    #[test]
+    fn http_threads_default_to_the_shared_runtime_and_beyond_the_limit_are_refused() {
+        let with = |n: &str| {
+            parse(&DEMO.replace(
+                "listen = \"127.0.0.1:8080\"",
+                &format!("listen = \"127.0.0.1:8080\"\nthreads = {n}"),
+            ))
+        };
+        assert_eq!(parse(DEMO).expect("valid").http.threads(), 0);
+        assert_eq!(with("0").expect("valid").http.threads(), 0);
+        assert_eq!(with("64").expect("valid").http.threads(), 64);
+        let msg = with("65").expect_err("65").to_string();
+        assert!(
+            msg.contains("http.threads")
+                && msg.contains("conf/demo.toml")
+                && msg.contains("at most"),
+            "{msg}"
+        );
+        assert!(with("-1").is_err(), "a negative count parses");
     }
 
     #[test]

@@ -26,7 +26,22 @@ impl Config {
         self.validate_references()?;
         self.validate_registries()?;
         self.validate_admin()?;
+        self.validate_http()?;
         self.validate_guests()
+    }
+
+    fn validate_http(&self) -> Result<(), ConfigError> {
+        match self.http.threads {
+            Some(n) if n > super::MAX_HTTP_THREADS => Err(self.invalid(
+                "http.threads".to_string(),
+                format!(
+                    "is {n}, more than the {} a host runs",
+                    super::MAX_HTTP_THREADS
+                ),
+                "leave it out (one thread per CPU) or set at most one per CPU",
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Refuses the second entry of a table array with an id or name already seen.

@@ -3,6 +3,12 @@
 //! component (or, with `instance-reuse = N`, one instance for up to N requests in sequence). A guest that traps, runs out of time or never answers fails only its request.
 //! Each request takes its guest's current version once, so a hot swap never affects a request
 //! in flight; routes themselves can be replaced at run time (config reload).
+//!
+//! Connections are served on `[http] threads` threads, each a single-threaded Tokio runtime
+//! of its own and a lane of the connection pool (its own connection to each provider): a
+//! request, its guest, the guest's Dubbo calls and their replies all run on one thread, with
+//! no wake-up or task moving across threads. The accept loop hands each new connection to the
+//! next thread in turn.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -63,16 +69,25 @@ impl HttpTrigger {
         })
     }
 
-    /// Accepts connections, serving each on its own task, until `shutdown` completes; then
-    /// stops accepting (taking in connections the kernel already completed), lets every
-    /// request in flight finish for up to `drain`, and returns whether all of them did. A
-    /// request whose guest has not answered by then gets 503.
+    /// Accepts connections, serving each on its own task on one of `threads` serving threads
+    /// (0: on the caller's runtime), until `shutdown` completes; then stops accepting (taking
+    /// in connections the kernel already completed), lets every request in flight finish for
+    /// up to `drain`, and returns whether all of them did. A request whose guest has not
+    /// answered by then gets 503. The serving threads end when it returns.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
         drain: Duration,
+        threads: usize,
     ) -> bool {
+        let lanes = match Lanes::start(threads) {
+            Ok(lanes) => lanes,
+            Err(e) => {
+                tracing::warn!(error = %e, threads, "cannot start the HTTP serving threads; serving on the shared runtime");
+                Lanes::none()
+            }
+        };
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {
@@ -81,7 +96,10 @@ impl HttpTrigger {
                 () = &mut shutdown => break,
             };
             match accepted {
-                Ok((stream, peer)) => self.clone().spawn_connection(&graceful, stream, peer),
+                Ok((stream, peer)) => {
+                    self.clone()
+                        .spawn_connection(&graceful, stream, peer, lanes.next())
+                }
                 Err(e) => {
                     // Usually out of file descriptors: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
@@ -92,7 +110,8 @@ impl HttpTrigger {
         // Connections whose handshake completed before the listener closes would be reset
         // by the close: serve them too.
         while let Some(Ok((stream, peer))) = listener.accept().now_or_never() {
-            self.clone().spawn_connection(&graceful, stream, peer);
+            self.clone()
+                .spawn_connection(&graceful, stream, peer, lanes.next());
         }
         drop(listener);
         let in_flight = graceful.count();
@@ -110,26 +129,45 @@ impl HttpTrigger {
         false
     }
 
+    /// Serves one connection on a task of `lane` (a serving thread's runtime), or of the
+    /// caller's runtime without one.
     fn spawn_connection(
         self: Arc<Self>,
         graceful: &GracefulShutdown,
         stream: tokio::net::TcpStream,
         peer: std::net::SocketAddr,
+        lane: Option<&tokio::runtime::Handle>,
     ) {
         let _ = stream.set_nodelay(true);
-        let service = hyper::service::service_fn(move |req| {
-            let this = self.clone();
-            async move { Ok::<_, Infallible>(this.handle(req).await) }
-        });
-        let conn = http1::Builder::new()
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
+        let watcher = graceful.watcher();
+        let serve = move |stream: tokio::net::TcpStream| async move {
+            let service = hyper::service::service_fn(move |req| {
+                let this = self.clone();
+                async move { Ok::<_, Infallible>(this.handle(req).await) }
+            });
+            let conn = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "http connection ended with an error");
             }
-        });
+        };
+        let Some(lane) = lane else {
+            tokio::spawn(serve(stream));
+            return;
+        };
+        // The socket moves to the serving thread's own I/O driver.
+        match stream.into_std() {
+            Ok(stream) => {
+                lane.spawn(async move {
+                    match tokio::net::TcpStream::from_std(stream) {
+                        Ok(stream) => serve(stream).await,
+                        Err(e) => tracing::debug!(%peer, error = %e, "cannot serve connection"),
+                    }
+                });
+            }
+            Err(e) => tracing::debug!(%peer, error = %e, "cannot serve connection"),
+        }
     }
 
     /// Runs the routed guest's current version for one request.
@@ -156,6 +194,68 @@ impl HttpTrigger {
                 )
             }
         }
+    }
+}
+
+/// The serving threads: each runs a single-threaded runtime as one lane of the connection pool
+/// until this is dropped.
+struct Lanes {
+    handles: Vec<tokio::runtime::Handle>,
+    next: std::sync::atomic::AtomicUsize,
+    /// Dropped with this: each thread's runtime then stops, and with it the tasks left on it.
+    _stops: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Lanes {
+    fn none() -> Lanes {
+        Lanes {
+            handles: Vec::new(),
+            next: Default::default(),
+            _stops: Vec::new(),
+        }
+    }
+
+    /// Starts `n` serving threads, lanes 1 to `n`.
+    fn start(n: usize) -> std::io::Result<Lanes> {
+        let mut lanes = Lanes::none();
+        for lane in 1..=n {
+            let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            std::thread::Builder::new()
+                .name(format!("http-{lane}"))
+                .spawn(move || {
+                    crate::protocol::dubbo::pool::set_lane(lane);
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build();
+                    match runtime {
+                        Ok(runtime) => {
+                            let _ = handle_tx.send(Ok(runtime.handle().clone()));
+                            runtime.block_on(async {
+                                let _ = stop_rx.await;
+                            });
+                        }
+                        Err(e) => {
+                            let _ = handle_tx.send(Err(e));
+                        }
+                    }
+                })?;
+            let handle = handle_rx
+                .recv()
+                .map_err(|_| std::io::Error::other("the serving thread ended at start"))??;
+            lanes.handles.push(handle);
+            lanes._stops.push(stop_tx);
+        }
+        Ok(lanes)
+    }
+
+    /// The runtime of the thread whose turn it is, if there are serving threads.
+    fn next(&self) -> Option<&tokio::runtime::Handle> {
+        if self.handles.is_empty() {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
+        self.handles.get(i)
     }
 }
 
@@ -451,6 +551,60 @@ mod tests {
     use super::*;
     use wasmtime::component::{Component, Linker};
     use wasmtime::Store;
+
+    /// This process's threads named as serving threads.
+    fn serving_threads() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .expect("/proc")
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|name| name.starts_with("http-"))
+            .count()
+    }
+
+    #[tokio::test]
+    async fn connections_are_served_on_serving_threads_that_end_with_serving() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let trigger = Arc::new(HttpTrigger::new(Vec::new()));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("listen");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(trigger.serve(
+            listener,
+            async {
+                let _ = stopped.await;
+            },
+            Duration::from_secs(2),
+            2,
+        ));
+        // Two connections, one per thread in turn; each is answered (no route: 404).
+        for _ in 0..2 {
+            let mut c = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            c.write_all(b"GET /nowhere HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                .await
+                .expect("send");
+            let mut answer = String::new();
+            c.read_to_string(&mut answer).await.expect("answer");
+            assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+            assert!(
+                answer.contains("no guest is routed at /nowhere"),
+                "{answer}"
+            );
+        }
+        assert_eq!(serving_threads(), 2);
+        let _ = stop.send(());
+        assert!(
+            serving.await.expect("serve"),
+            "a request was left unfinished"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while serving_threads() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "serving threads outlive serving"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 
     /// The smallest component: the preamble of an empty one.
     const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";

@@ -6,7 +6,15 @@
 //! elsewhere, and comes back as soon as it accepts again — without waiting for a call that
 //! would not be routed to it. The pool hands out one client per address and forgets it when no
 //! invoker holds it any more (which also ends its reconnecting).
+//!
+//! A thread that serves HTTP on a runtime of its own (a *lane*, see [`set_lane`]) gets a
+//! connection of its own to each provider, opened from that thread: the connection's reader,
+//! flusher and timeout tasks then run on the same thread as the guests calling through it, and
+//! a reply wakes its caller without crossing to another thread. Everything else (the main
+//! runtime: `bench`, jobs) shares lane 0's connection, as before; the background reconnect
+//! keeps the lane of the first call.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -16,6 +24,7 @@ use arc_swap::ArcSwapOption;
 
 use super::connection::ConnectionConfig;
 use super::exchange::Exchange;
+use crate::config::MAX_HTTP_THREADS;
 use crate::rpc::RpcError;
 
 /// Least time between two connect attempts to one address, and the period of the
@@ -24,12 +33,34 @@ const RECONNECT_BACKOFF: Duration = Duration::from_millis(1000);
 /// A provider that stays unreachable is logged at warn level once per this many attempts.
 const WARN_EVERY: u32 = 60;
 
+/// Lanes with a connection of their own: lane 0 (every thread that is not a serving thread)
+/// and one per serving thread (`[http] threads`, at most [`MAX_HTTP_THREADS`]); a lane beyond
+/// shares lane 0's.
+pub const LANES: usize = MAX_HTTP_THREADS + 1;
+
+thread_local! {
+    static LANE: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Makes the calling thread lane `lane`: connections it opens from now on are its own. Called
+/// once by each thread that serves HTTP on a single-threaded runtime, before it serves; lane 0
+/// (the default) is every other thread's. Every task of a lane must run on that one thread.
+pub fn set_lane(lane: usize) {
+    LANE.with(|l| l.set(if lane < LANES { lane } else { 0 }));
+}
+
+/// The calling thread's lane.
+fn lane() -> usize {
+    LANE.with(Cell::get)
+}
+
 /// The (re)connecting owner of the connection to one provider address.
 pub struct SharedClient {
     addr: String,
     cfg: ConnectionConfig,
-    /// Read by every call without a lock (an atomic load); written only on connect.
-    current: ArcSwapOption<Exchange>,
+    /// The connection of each lane, read by every call without a lock (an atomic load);
+    /// written only on connect.
+    lanes: Box<[ArcSwapOption<Exchange>]>,
     /// Serializes connect attempts so a burst of calls dials once.
     connecting: tokio::sync::Mutex<Option<(Instant, RpcError)>>,
     /// Whether the last connect attempt failed (no connection since).
@@ -46,7 +77,7 @@ impl SharedClient {
         SharedClient {
             addr,
             cfg,
-            current: ArcSwapOption::empty(),
+            lanes: (0..LANES).map(|_| ArcSwapOption::empty()).collect(),
             connecting: tokio::sync::Mutex::new(None),
             failed: AtomicBool::new(false),
             failures: AtomicU32::new(0),
@@ -59,18 +90,39 @@ impl SharedClient {
         &self.addr
     }
 
-    fn live(&self) -> Option<Arc<Exchange>> {
-        self.current.load_full().filter(|c| !c.is_closed())
+    /// `lane`'s open connection.
+    fn live(&self, lane: usize) -> Option<Arc<Exchange>> {
+        self.lanes[lane].load_full().filter(|c| !c.is_closed())
+    }
+
+    /// Whether any lane has an open connection.
+    fn any_live(&self) -> bool {
+        self.lanes
+            .iter()
+            .any(|l| l.load().as_deref().is_some_and(|c| !c.is_closed()))
     }
 
     /// Whether a call may be sent now: connected and not read-only, or never tried (a lazy
     /// client). A dropped connection or a failed connect makes it unavailable until the
-    /// background reconnect (or a call) connects again.
+    /// background reconnect (or a call) connects again. With connections on several lanes,
+    /// the open ones decide (all of them not read-only); a lane without one opens it on its
+    /// next call.
     pub fn is_available(&self) -> bool {
-        match self.current.load().as_deref() {
-            Some(c) => c.is_available(),
-            None => !self.failed.load(Ordering::Relaxed),
+        let mut open = false;
+        let mut dropped = false;
+        for l in self.lanes.iter() {
+            match l.load().as_deref() {
+                Some(c) if !c.is_closed() => {
+                    open = true;
+                    if !c.is_available() {
+                        return false;
+                    }
+                }
+                Some(_) => dropped = true,
+                None => {}
+            }
         }
+        open || (!dropped && !self.failed.load(Ordering::Relaxed))
     }
 
     /// The last connect failure, while there is no connection since.
@@ -86,22 +138,24 @@ impl SharedClient {
 
     /// Whether a connection is open now (it may be read-only).
     pub fn is_connected(&self) -> bool {
-        self.live().is_some()
+        self.any_live()
     }
 
-    /// The live connection, connecting first if there is none. The first call also starts
-    /// the background reconnect.
+    /// The calling thread's lane's live connection, connecting first if there is none. The
+    /// first call also starts the background reconnect.
     pub async fn connection(self: &Arc<Self>) -> Result<Arc<Exchange>, RpcError> {
-        if let Some(c) = self.live() {
+        let lane = lane();
+        if let Some(c) = self.live(lane) {
             return Ok(c);
         }
         self.keep_connected();
-        self.connect().await
+        self.connect(lane).await
     }
 
-    async fn connect(&self) -> Result<Arc<Exchange>, RpcError> {
+    /// Connects `lane`, from the thread of that lane (its tasks are spawned here).
+    async fn connect(&self, lane: usize) -> Result<Arc<Exchange>, RpcError> {
         let mut last_failure = self.connecting.lock().await;
-        if let Some(c) = self.live() {
+        if let Some(c) = self.live(lane) {
             return Ok(c);
         }
         if let Some((at, err)) = last_failure.as_ref() {
@@ -112,7 +166,7 @@ impl SharedClient {
         match Exchange::connect(&self.addr, &self.cfg).await {
             Ok(c) => {
                 let c = Arc::new(c);
-                self.current.store(Some(c.clone()));
+                self.lanes[lane].store(Some(c.clone()));
                 *last_failure = None;
                 self.failed.store(false, Ordering::Relaxed);
                 if self.failures.swap(0, Ordering::Relaxed) > 0 {
@@ -127,7 +181,7 @@ impl SharedClient {
                 } else {
                     tracing::debug!(provider = %self.addr, error = %e, attempts = n + 1, "connect failed");
                 }
-                self.current.store(None);
+                self.lanes[lane].store(None);
                 self.failed.store(true, Ordering::Relaxed);
                 *last_failure = Some((Instant::now(), e.clone()));
                 Err(e)
@@ -135,8 +189,9 @@ impl SharedClient {
         }
     }
 
-    /// Starts, once, the task that reconnects every [`RECONNECT_BACKOFF`] while the
-    /// connection is down; it ends when the client is dropped.
+    /// Starts, once, the task that reconnects every [`RECONNECT_BACKOFF`] while no lane has a
+    /// connection; it reconnects the lane of the runtime it runs on (the first caller's) and
+    /// ends when the client is dropped.
     fn keep_connected(self: &Arc<Self>) {
         if self.reconnecting.swap(true, Ordering::Relaxed) {
             return;
@@ -149,8 +204,8 @@ impl SharedClient {
             loop {
                 tick.tick().await;
                 let Some(client) = weak.upgrade() else { return };
-                if client.live().is_none() {
-                    let _ = client.connect().await;
+                if !client.any_live() {
+                    let _ = client.connect(lane()).await;
                 }
             }
         });
@@ -254,5 +309,93 @@ mod tests {
             assert!(Instant::now() < deadline, "reconnected but not available");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Runs `f` on a new thread made lane `lane`, on a single-threaded runtime of its own
+    /// that stops when `f` is done, as a serving thread's does when the host stops serving.
+    fn on_lane<T: Send + 'static>(
+        lane: usize,
+        f: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> T {
+        std::thread::spawn(move || {
+            set_lane(lane);
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(f)
+        })
+        .join()
+        .expect("lane thread")
+    }
+
+    #[test]
+    fn each_lane_opens_a_connection_of_its_own_and_keeps_using_it() {
+        let main = tokio::runtime::Runtime::new().expect("runtime");
+        let listener = main
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("listen");
+        let addr = listener.local_addr().expect("addr");
+        let (accepted_tx, mut accepted) = tokio::sync::mpsc::unbounded_channel();
+        main.spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let _ = accepted_tx.send(stream);
+            }
+        });
+        let client = Arc::new(SharedClient::new(
+            addr.to_string(),
+            ConnectionConfig::default(),
+        ));
+        let shared = main.block_on(client.connection()).expect("lane 0");
+        let twice = |lane| {
+            let client = client.clone();
+            on_lane(lane, async move {
+                let first = client.connection().await.expect("connected");
+                let again = client.connection().await.expect("connected");
+                assert!(Arc::ptr_eq(&first, &again), "lane {lane} reconnected");
+                first
+            })
+        };
+        let one = twice(1);
+        let two = twice(2);
+        assert!(
+            !Arc::ptr_eq(&shared, &one),
+            "lane 1 used lane 0's connection"
+        );
+        assert!(!Arc::ptr_eq(&one, &two), "lanes 1 and 2 share a connection");
+        // A lane past the last has no slot: it shares lane 0's connection.
+        let beyond = twice(LANES);
+        assert!(Arc::ptr_eq(&shared, &beyond));
+        let provider_sides = main.block_on(async {
+            let mut held = Vec::new();
+            while let Ok(Some(s)) =
+                tokio::time::timeout(Duration::from_millis(300), accepted.recv()).await
+            {
+                held.push(s);
+            }
+            held
+        });
+        assert_eq!(provider_sides.len(), 3, "one connection per lane");
+        // Lanes 1 and 2 stopped with their threads' runtimes: their connections ended then,
+        // and lane 0's, still open, keeps the provider available.
+        assert!(
+            one.is_closed() && two.is_closed(),
+            "a stopped lane's connection stays open"
+        );
+        assert!(!shared.is_closed());
+        assert!(client.is_available());
+        // The provider goes away: with no connection open, it is unavailable.
+        drop(provider_sides);
+        main.block_on(async {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while client.is_available() {
+                assert!(
+                    Instant::now() < deadline,
+                    "every connection closed, yet available"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        assert!(!client.is_connected());
     }
 }
