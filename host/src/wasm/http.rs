@@ -162,11 +162,13 @@ impl HttpTrigger {
                 lane.spawn(async move {
                     match tokio::net::TcpStream::from_std(stream) {
                         Ok(stream) => serve(stream).await,
-                        Err(e) => tracing::debug!(%peer, error = %e, "cannot serve connection"),
+                        Err(e) => tracing::warn!(%peer, error = %e, "cannot register the connection with its serving thread; closing it"),
                     }
                 });
             }
-            Err(e) => tracing::debug!(%peer, error = %e, "cannot serve connection"),
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "cannot move the connection to a serving thread; closing it")
+            }
         }
     }
 

@@ -16,7 +16,7 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -46,8 +46,14 @@ thread_local! {
 /// once by each thread that serves HTTP on a single-threaded runtime, before it serves; lane 0
 /// (the default) is every other thread's. Every task of a lane must run on that one thread.
 pub fn set_lane(lane: usize) {
-    LANE.with(|l| l.set(if lane < LANES { lane } else { 0 }));
+    let lane = if lane < LANES { lane } else { 0 };
+    LANE.with(|l| l.set(lane));
+    IN_USE.fetch_max(lane + 1, Ordering::Relaxed);
 }
+
+/// How many lanes, from lane 0, any thread has been: only those can hold a connection, so
+/// only those are read when a client's state is asked for on every call.
+static IN_USE: AtomicUsize = AtomicUsize::new(1);
 
 /// The calling thread's lane.
 fn lane() -> usize {
@@ -95,9 +101,15 @@ impl SharedClient {
         self.lanes[lane].load_full().filter(|c| !c.is_closed())
     }
 
+    /// The lanes that may hold a connection: those some thread has been.
+    fn used(&self) -> &[ArcSwapOption<Exchange>] {
+        let n = IN_USE.load(Ordering::Relaxed).min(self.lanes.len());
+        &self.lanes[..n]
+    }
+
     /// Whether any lane has an open connection.
     fn any_live(&self) -> bool {
-        self.lanes
+        self.used()
             .iter()
             .any(|l| l.load().as_deref().is_some_and(|c| !c.is_closed()))
     }
@@ -110,7 +122,7 @@ impl SharedClient {
     pub fn is_available(&self) -> bool {
         let mut open = false;
         let mut dropped = false;
-        for l in self.lanes.iter() {
+        for l in self.used() {
             match l.load().as_deref() {
                 Some(c) if !c.is_closed() => {
                     open = true;
