@@ -1,5 +1,6 @@
 //! End to end: the example guest, served by the host binary, calls the test provider over
-//! `dubbo://`, and the host refuses bad setups with a message that says what to fix.
+//! `dubbo://` (from the shared runtime, or from serving threads over a connection each), and
+//! the host refuses bad setups with a message that says what to fix.
 
 use std::path::Path;
 use std::time::Duration;
@@ -143,5 +144,71 @@ fn serve_refuses_a_port_in_use_naming_the_address() {
     assert!(
         stderr.contains(&format!("cannot listen on {addr}")),
         "{stderr}"
+    );
+}
+
+/// With `[http] threads = 2`, requests are served on two threads, each calling the provider
+/// over a connection of its own (besides the one opened at startup), which it keeps; when the
+/// provider drops every connection, each thread opens its own again and requests are answered
+/// as before.
+#[test]
+fn serving_threads_each_call_over_a_connection_of_their_own_and_get_it_back_when_dropped() {
+    let (mut provider, provider_addr) = start_provider();
+    let text = demo_config(&provider_addr, &hello_guest(), "127.0.0.1:0", DEMO_WIT)
+        .replace("[http]\n", "[http]\nthreads = 2\n");
+    assert!(text.contains("threads = 2"), "{text}");
+    let mut host = serve(&write_config("lanes", &text));
+    let base = host.wait_for_line("serving guest `hello` at http://", STARTUP);
+    let addr = base.trim_end_matches("/hello");
+    let want = format!("Hello world, response from provider: {provider_addr}");
+    let greet = |n: usize| {
+        // A connection per request: the host hands connections to its threads in turn.
+        for _ in 0..n {
+            let (status, body) = http_get(addr, "/hello?name=world");
+            assert_eq!(status, 200, "body: {body}");
+            assert_eq!(body, want);
+        }
+    };
+
+    greet(8);
+    assert_eq!(
+        provider.stat("accepted"),
+        3,
+        "one connection at startup and one per serving thread"
+    );
+    greet(8);
+    assert_eq!(
+        provider.stat("accepted"),
+        3,
+        "each thread keeps its connection"
+    );
+
+    // The provider closes every connection: each thread notices and opens its own again
+    // (the first requests after the close may find theirs gone: 502, network).
+    provider.send("close");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut ok_in_a_row = 0;
+    let mut reopened = provider.stat("accepted");
+    while ok_in_a_row < 8 || reopened < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no recovery after the provider closed its connections: {reopened} accepted"
+        );
+        let (status, body) = http_get(addr, "/hello?name=world");
+        if status == 200 {
+            assert_eq!(body, want);
+            ok_in_a_row += 1;
+        } else {
+            assert!(body.starts_with("rpc error: network"), "{status} {body}");
+            ok_in_a_row = 0;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        reopened = provider.stat("accepted");
+    }
+    greet(8);
+    assert_eq!(
+        provider.stat("accepted"),
+        reopened,
+        "the reopened connections are kept"
     );
 }
