@@ -223,15 +223,35 @@ pub fn start_provider() -> (Running, String) {
     (p, addr)
 }
 
-/// A fresh scratch directory under the system temp dir.
+/// A fresh scratch directory under `tmp/` of the cargo target directory (where Cargo points
+/// integration tests with `CARGO_TARGET_TMPDIR`), so that test runs leave nothing in the
+/// system's temp dir and `cargo clean` removes what they wrote. A failed test's files stay
+/// there to be read; the system temp dir is the fallback for a binary run from elsewhere.
 pub fn scratch_dir(tag: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    let dir = std::env::temp_dir().join(format!("dwh-{tag}-{}-{nanos}", std::process::id()));
+    let root = scratch_root().unwrap_or_else(std::env::temp_dir);
+    let dir = root.join(format!("dwh-{tag}-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     dir
+}
+
+/// `<target>/tmp` for a binary of this workspace (`<target>/<profile>/deps/t-<hash>` for a
+/// test, `<target>/<profile>/name` for a tool), or `None` when run from outside a target dir.
+fn scratch_root() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let mut profile = exe.parent()?;
+    if profile.file_name().is_some_and(|n| n == "deps") {
+        profile = profile.parent()?;
+    }
+    let target = profile.parent()?;
+    // A cargo target directory holds its profiles' fingerprints next to the binaries.
+    profile
+        .join(".fingerprint")
+        .is_dir()
+        .then(|| target.join("tmp"))
 }
 
 /// A minimal HTTP/1.1 GET; returns the status code and the body.
