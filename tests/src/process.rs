@@ -19,12 +19,20 @@ pub fn repo_root() -> PathBuf {
 
 /// The cargo profile directory the running test binary was built into (`target/debug`).
 fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("path of the test binary");
-    // target/debug/deps/e2e-<hash> → target/debug
-    exe.parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .expect("test binary lives in target/<profile>/deps")
+    running_profile_dir().expect("test binary lives in target/<profile>/deps")
+}
+
+/// The profile directory of the running binary: `target/debug` for a test
+/// (`target/debug/deps/e2e-<hash>`) and for a tool (`target/release/swap-bench`).
+fn running_profile_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    let profile = if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent()?
+    } else {
+        dir
+    };
+    Some(profile.to_path_buf())
 }
 
 /// A binary of this workspace, built by `cargo build --workspace` before the tests run.
@@ -225,8 +233,8 @@ pub fn start_provider() -> (Running, String) {
 
 /// A fresh scratch directory under `tmp/` of the cargo target directory (where Cargo points
 /// integration tests with `CARGO_TARGET_TMPDIR`), so that test runs leave nothing in the
-/// system's temp dir and `cargo clean` removes what they wrote. A failed test's files stay
-/// there to be read; the system temp dir is the fallback for a binary run from elsewhere.
+/// system's temp dir. What they wrote (a failed test's files, to be read) stays there until
+/// `cargo clean`; the system temp dir is the fallback for a binary run from elsewhere.
 pub fn scratch_dir(tag: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -238,20 +246,14 @@ pub fn scratch_dir(tag: &str) -> PathBuf {
     dir
 }
 
-/// `<target>/tmp` for a binary of this workspace (`<target>/<profile>/deps/t-<hash>` for a
-/// test, `<target>/<profile>/name` for a tool), or `None` when run from outside a target dir.
+/// `<target>/tmp` for a binary of this workspace, or `None` when run from outside a target dir.
 fn scratch_root() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let mut profile = exe.parent()?;
-    if profile.file_name().is_some_and(|n| n == "deps") {
-        profile = profile.parent()?;
-    }
-    let target = profile.parent()?;
+    let profile = running_profile_dir()?;
     // A cargo target directory holds its profiles' fingerprints next to the binaries.
-    profile
-        .join(".fingerprint")
-        .is_dir()
-        .then(|| target.join("tmp"))
+    if !profile.join(".fingerprint").is_dir() {
+        return None;
+    }
+    Some(profile.parent()?.join("tmp"))
 }
 
 /// A minimal HTTP/1.1 GET; returns the status code and the body.
